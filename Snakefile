@@ -1,0 +1,22 @@
+# cofitune: importance -> training (CoFiTune and baselines) -> speciality + versatility -> tables.
+# Thin on purpose: decisions live in the cofitune package, where they are unit-tested.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config/config.yaml"
+validate(config, "workflow/schemas/config.schema.yaml")
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/data.smk"
+include: "rules/importance.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    input:
+        rules.aggregate_results.output,
+    default_target: True

@@ -1,0 +1,3 @@
+from cofitune.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""``python -m cofitune <stage>``: one subcommand per DAG stage, each usable without Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("cofitune")
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def cmd_prepare_model(a) -> None:
+    from cofitune.model import prepare_model, read_sheet
+
+    meta = prepare_model(a.name, read_sheet(a.sheet), a.out, a.meta)
+    log.info("prepared %s (%d layers, %.1fM params); sanity answer: %r", a.name, meta["n_layers"],
+             meta["n_params"] / 1e6, meta["sanity"]["answer"])
+
+
+def cmd_prepare_data(a) -> None:
+    from cofitune.config import read_task_sheet
+    from cofitune.data import prepare_task
+
+    sheet = read_task_sheet(a.sheet, a.root)
+    if a.task not in sheet:
+        raise ValueError(f"{a.sheet}: no task {a.task!r} (have {sorted(sheet)})")
+    meta = prepare_task(sheet[a.task], a.out, n_train=a.n_train, n_test=a.n_test, seed=a.seed)
+    log.info("task %s: %s", a.task, {k: v["n"] for k, v in meta["splits"].items()})
+
+
+def cmd_importance(a) -> None:
+    import torch
+
+    from cofitune.data import read_examples
+    from cofitune.importance import compute_importance, save_importance
+    from cofitune.model import load_base
+    from cofitune.trainer import TrainConfig, batches, tokenize_example
+
+    torch.manual_seed(a.seed)
+    model, tok = load_base(a.model_dir)
+    examples = read_examples(a.data)[: a.n_examples]
+    cfg = TrainConfig(max_length=a.max_length, template=a.template, train_on_prompt=True)
+    items = [t for t in (tokenize_example(e, tok, cfg) for e in examples) if t is not None]
+    t0 = time.perf_counter()
+    raw = compute_importance(model, list(batches(items, a.batch_size, tok.pad_token_id, seed=None)),
+                             dropout=a.dropout, kl_weight=a.kl_weight, abs_grad=a.abs_grad)
+    meta = {"n_examples": len(items), "dropout": a.dropout, "kl_weight": a.kl_weight, "abs_grad": a.abs_grad,
+            "wall_s": round(time.perf_counter() - t0, 2), "data": a.data}
+    save_importance(a.out, raw, meta)
+    log.info("importance over %d examples in %.1fs -> %s", len(items), meta["wall_s"], a.out)
+
+
+def cmd_train(a) -> None:
+    from cofitune.runner import train_run
+
+    train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out)
+
+
+def cmd_evaluate(a) -> None:
+    from cofitune.runner import evaluate_run
+
+    evaluate_run(a.run_config, a.model_dir, a.checkpoint, a.test, a.out, a.predictions, a.nltk_dir,
+                 model_meta=a.model_meta, data_meta=a.data_meta)
+
+
+def cmd_aggregate(a) -> None:
+    from cofitune.aggregate import write_tables
+
+    df = write_tables(a.metrics, a.csv, a.md)
+    log.info("table with %d rows -> %s", len(df), a.md)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cofitune", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare-model", help="materialise a model of the sheet as a safetensors folder")
+    s.add_argument("--sheet", required=True, help="model sheet YAML")
+    s.add_argument("--name", required=True, help="model name in the sheet")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--meta", required=True, help="output JSON (sha256, sanity generation)")
+    s.set_defaults(func=cmd_prepare_model)
+
+    s = sub.add_parser("prepare-data", help="normalise a task to {instruction,input,output} JSONL splits")
+    s.add_argument("--sheet", required=True, help="task sheet YAML")
+    s.add_argument("--root", default=".", help="folder that relative data paths resolve against")
+    s.add_argument("--task", required=True)
+    s.add_argument("--n-train", type=int, required=True)
+    s.add_argument("--n-test", type=int, required=True)
+    s.add_argument("--seed", type=int, default=1234)
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=cmd_prepare_data)
+
+    s = sub.add_parser("importance", help="unit importance from gate gradients of the KL proxy")
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--data", required=True, help="normalised train.jsonl")
+    s.add_argument("--out", required=True, help="output .safetensors")
+    s.add_argument("--n-examples", type=int, default=None, help="first N training examples (default all)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--max-length", type=int, default=512)
+    s.add_argument("--template", default="alpaca")
+    s.add_argument("--dropout", type=float, default=0.003, help="injected dropout p (0 gives zero importance)")
+    s.add_argument("--kl-weight", type=float, default=0.1)
+    s.add_argument("--abs-grad", action="store_true", help="accumulate |grad| (DAS) instead of signed sums")
+    s.add_argument("--seed", type=int, default=1234)
+    s.set_defaults(func=cmd_importance)
+
+    s = sub.add_parser("train", help="train one run (method/variant) and save its trainable tensors")
+    s.add_argument("--run-config", required=True, help="resolved run.json")
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--data", required=True, help="normalised train.jsonl")
+    s.add_argument("--importance", nargs="*", help="importance files, max-merged (explicit list)")
+    s.add_argument("--out", required=True, help="checkpoint folder")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="speciality + versatility of one checkpoint -> metrics.json")
+    s.add_argument("--run-config", required=True)
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--checkpoint", default=None, help="partial checkpoint folder (none: the base model)")
+    s.add_argument("--test", required=True, help="normalised test.jsonl")
+    s.add_argument("--out", required=True, help="metrics.json")
+    s.add_argument("--predictions", required=True, help="predictions.jsonl")
+    s.add_argument("--nltk-dir", required=True, help="folder for the locally trained Punkt model")
+    s.add_argument("--model-meta", default=None, help="prepare-model JSON, for provenance")
+    s.add_argument("--data-meta", default=None, help="prepare-data meta.json, for provenance")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("aggregate", help="derive the comparison table from metrics files")
+    s.add_argument("--metrics", nargs="+", required=True)
+    s.add_argument("--csv", required=True)
+    s.add_argument("--md", required=True)
+    s.set_defaults(func=cmd_aggregate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _offline()
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:  # user errors: one clear line; bugs keep their traceback
+        log.error("%s failed: %s", args.command, err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Evaluate one checkpoint: speciality (batched greedy generation + task scorer) and versatility
+(lm-eval suites), with the model loaded once. Writes a single ``metrics.json``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from cofitune.prompt import build_prompt
+from cofitune.stats import bootstrap_ci
+
+
+@torch.no_grad()
+def generate(model: nn.Module, tok, prompts: list[str], *, batch_size: int = 16, max_new_tokens: int = 64,
+             repetition_penalty: float = 1.2, progress: bool = True) -> tuple[list[str], int]:
+    """Greedy generation, left-padded batches sorted by length. Returns texts (input order) and the
+    number of generated tokens."""
+    tok.padding_side = "left"
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    texts: list[str] = [""] * len(prompts)
+    n_new = 0
+    for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress):
+        idx = order[start:start + batch_size]
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
+                             repetition_penalty=repetition_penalty, pad_token_id=tok.pad_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]  # (B, new)
+        n_new += int((new != tok.pad_token_id).sum())
+        for i, row in zip(idx, new):
+            texts[i] = tok.decode(row, skip_special_tokens=True)
+    return texts, n_new
+
+
+def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: str, batch_size: int,
+                        max_new_tokens: int, repetition_penalty: float, n_bootstrap: int, seed: int,
+                        progress: bool = True) -> dict:
+    """Generate, extract, score each item, and aggregate with a 95% bootstrap CI."""
+    prompts = [build_prompt(e, template, tok) for e in examples]
+    t0 = time.perf_counter()
+    texts, n_new = generate(model, tok, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                            repetition_penalty=repetition_penalty, progress=progress)
+    wall = time.perf_counter() - t0
+    items = []
+    for ex, text in zip(examples, texts):
+        pred = scorer.extract(text)
+        items.append({"id": ex.get("id"), "prediction": pred, "raw": text,
+                      **scorer.score(pred, ex.get("references") or [ex["output"]])})
+    metrics = {}
+    for key in scorer.HIGHER_IS_BETTER:
+        values = [it[key] for it in items]
+        lo, hi = bootstrap_ci(values, n_boot=n_bootstrap, seed=seed)
+        metrics[key] = {"mean": sum(values) / len(values), "ci95": [lo, hi]}
+    return {"score": metrics[scorer.PRIMARY]["mean"], "metric": scorer.PRIMARY,
+            "ci95": metrics[scorer.PRIMARY]["ci95"], "metrics": metrics, "n": len(items),
+            "generation": {"wall_s": wall, "new_tokens": n_new, "tokens_per_s": n_new / wall,
+                           "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
+                           "greedy": True, "backend": "hf"},
+            "items": items}
+
+
+def write_predictions(path: str | Path, items: list[dict]) -> None:
+    import json
+
+    from cofitune.io import atomic_write_text
+    atomic_write_text(path, "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))

@@ -1,0 +1,81 @@
+"""Method registry: one file per method, registered with ``@register("name")``.
+
+Every module in this package is imported on first use, so a new method needs no edit elsewhere: the
+config schema's method names and the DAG's wildcard constraint are read from :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, ClassVar
+
+import torch.nn as nn
+
+from cofitune.softmask import SoftMask
+
+METHODS: dict[str, type[Method]] = {}
+
+
+class Method:
+    """Base class: a frozen dataclass of the method's parameters plus what training needs."""
+
+    name: ClassVar[str]
+    trains: ClassVar[bool] = True  # False: evaluate the base model as is
+    needs_importance: ClassVar[bool] = False
+
+    def trainable(self, model: nn.Module) -> set[str]:
+        """Exact parameter names to train."""
+        raise NotImplementedError
+
+    def softmask(self, model: nn.Module, names: set[str], importance) -> SoftMask | None:
+        return None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None, where: str = "params") -> Method:
+        """Build from a config mapping; unknown keys raise ``ValueError`` naming ``where.key``."""
+        params = dict(params or {})
+        fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        unknown = sorted(set(params) - fields)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown} for method {cls.name!r}; known: {sorted(fields)}")
+        for key, value in params.items():
+            if isinstance(value, list):
+                params[key] = tuple(value)
+        return cls(**params)
+
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+def register(name: str):
+    """Class decorator adding a method to :data:`METHODS` under ``name``."""
+
+    def wrap(cls):
+        if name in METHODS and METHODS[name] is not cls:
+            raise ValueError(f"method {name!r} registered twice ({METHODS[name]} and {cls})")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return wrap
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+def get_method(name: str) -> type[Method]:
+    if not METHODS:
+        _discover()
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
+    return METHODS[name]
+
+
+def method_names() -> list[str]:
+    if not METHODS:
+        _discover()
+    return sorted(METHODS)

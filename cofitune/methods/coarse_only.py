@@ -1,0 +1,20 @@
+"""Coarse-only: train the chosen (layer range x module set) region without a soft-mask."""
+
+from dataclasses import dataclass
+
+from cofitune.methods import Method, register
+from cofitune.selection import check_range_name, module_names, trainable_names
+
+
+@register("coarse_only")
+@dataclass(frozen=True)
+class CoarseOnly(Method):
+    layers: str = "bottom2"
+    modules: str | tuple[str, ...] = "ffn"
+
+    def __post_init__(self):
+        module_names(self.modules)  # fail at config time on an unknown module name
+        check_range_name(self.layers)
+
+    def trainable(self, model):
+        return trainable_names(model, self.layers, self.modules)

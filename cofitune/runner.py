@@ -1,0 +1,109 @@
+"""Run-level stages: train one (method, variant) and evaluate one checkpoint, with provenance."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from cofitune.config import config_sha256
+from cofitune.io import read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+
+def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
+              importance: list[str | Path], out: str | Path) -> dict:
+    """Train the run described by ``run.json`` and save only its trainable tensors into ``out``."""
+    from cofitune.data import read_examples
+    from cofitune.importance import load_importance
+    from cofitune.methods import get_method
+    from cofitune.model import load_base, save_trainable
+    from cofitune.provenance import collect
+    from cofitune.trainer import config_from_dict, describe, train
+
+    cfg = read_json(run_config)
+    method = get_method(cfg["method"]).from_params(cfg["params"], where=f"{run_config}: params")
+    if not method.trains:
+        raise ValueError(f"{run_config}: method {cfg['method']!r} does not train")
+    train_cfg = config_from_dict(cfg["train"], where=f"{run_config}: train")
+    model, tok = load_base(model_dir)
+    names = method.trainable(model)
+    mask = None
+    if method.needs_importance:
+        if not importance:
+            raise ValueError(f"method {cfg['method']!r} needs --importance files")
+        mask = method.softmask(model, names, load_importance(importance, model.config))
+    log.info("training %d tensors (%s ...)", len(names), ", ".join(sorted(names)[:3]))
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    result = train(model, tok, read_examples(data), names, train_cfg, softmask=mask,
+                   log_path=tmp / "train_log.jsonl")
+    summary = {k: v for k, v in vars(result).items() if k != "losses"}
+    summary["trainable_fraction"] = result.n_trainable / result.n_params
+    log.info("trained %d steps, %.0f tok/s, %d/%d params (%.2f%%), final loss %.4f", result.steps,
+             result.tokens_per_s, result.n_trainable, result.n_params, 100 * summary["trainable_fraction"],
+             result.final_loss)
+    extra = {"run": cfg, "train": summary, "train_config": describe(train_cfg),
+             "importance": [str(p) for p in importance],
+             "meta": collect(config_sha256=config_sha256(cfg))}
+    save_trainable(model, names, tmp, extra)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return extra
+
+
+def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk_dir, *,
+                 model_meta=None, data_meta=None) -> dict:
+    """Load the checkpoint once, score speciality and versatility, write ``metrics.json``."""
+    from cofitune.data import read_examples
+    from cofitune.evaluate import evaluate_speciality, write_predictions
+    from cofitune.model import load_for_eval
+    from cofitune.provenance import collect
+    from evaluators.speciality import get_scorer
+    from evaluators.versatility import evaluate_versatility
+
+    t0 = time.perf_counter()
+    cfg = read_json(run_config)
+    spec_cfg, vers_cfg = cfg["speciality"], cfg["versatility"]
+    scorer = get_scorer(spec_cfg["evaluator"])
+    model, tok = load_for_eval(model_dir, checkpoint)
+    spec = evaluate_speciality(
+        model, tok, read_examples(test), scorer, template=cfg["train"]["template"],
+        batch_size=spec_cfg["batch_size"], max_new_tokens=spec_cfg["max_new_tokens"],
+        repetition_penalty=spec_cfg["repetition_penalty"], n_bootstrap=spec_cfg["n_bootstrap"],
+        seed=cfg["seed"])
+    log.info("speciality %s = %.2f (95%% CI %.2f-%.2f)", spec["metric"], spec["score"], *spec["ci95"])
+    vers = evaluate_versatility(model, tok, vers_cfg["suites"], limit=vers_cfg["limit"],
+                                batch_size=vers_cfg["batch_size"], max_gen_toks=vers_cfg["max_gen_toks"],
+                                nltk_dir=Path(nltk_dir))
+    log.info("versatility = %.2f %s", vers["vers"], vers["aspects"])
+    train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
+    n_params = sum(p.numel() for p in model.parameters())
+    metrics = {
+        "run": {k: cfg[k] for k in ("model", "task", "method", "variant", "params", "seed")},
+        "metrics": {
+            "spec": spec["score"], "spec_metric": spec["metric"], "spec_ci95": spec["ci95"],
+            "spec_all": spec["metrics"], "spec_n": spec["n"],
+            "spec_items": [it[spec["metric"]] for it in spec["items"]],
+            "vers": vers["vers"], "aspects": vers["aspects"], "aspects_tasks": vers_cfg["suites"],
+            "suites": {k: {kk: vv for kk, vv in v.items()} for k, v in vers["tasks"].items()},
+            "trainable_fraction": (train_info["n_trainable"] / n_params) if train_info else 0.0,
+        },
+        "meta": collect(
+            config_sha256=config_sha256(cfg), run_config=cfg, wall_s=round(time.perf_counter() - t0, 2),
+            generation=spec["generation"],
+            train=(train_info or {}).get("train"),
+            checkpoint_sha256=sha256_file(Path(checkpoint) / "trainable.safetensors") if checkpoint else None,
+            model=read_json(model_meta) if model_meta else None,
+            data=read_json(data_meta) if data_meta else None,
+            lm_eval={k: vers[k] for k in vers if k not in ("tasks", "aspects", "vers")},
+        ),
+    }
+    write_predictions(predictions, spec["items"])
+    write_json(out, metrics)
+    return metrics

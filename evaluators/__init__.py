@@ -1,0 +1,1 @@
+"""Evaluators for cofitune: versatility (lm-evaluation-harness suites) and speciality."""

@@ -1,0 +1,368 @@
+"""Versatility evaluation: lm-evaluation-harness suites run in-process and offline.
+
+The model is wrapped once in lm-eval's ``HFLM`` and every requested task is run with
+``lm_eval.simple_evaluate`` on the small subsets committed under
+``resources/data/versatility/`` (task YAMLs in ``evaluators/tasks/``). Nothing is
+downloaded: data files are local JSONL, and the NLTK Punkt model that lm-eval's IFEval
+scorer needs is trained locally from ``resources/nltk/english_text.txt``.
+
+Public entry point: :func:`evaluate_versatility`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TASKS_DIR = REPO_ROOT / "evaluators" / "tasks"
+PUNKT_TRAINING_TEXT = REPO_ROOT / "resources" / "nltk" / "english_text.txt"
+
+#: Placeholder used in the task YAMLs' ``dataset_kwargs.data_files``; replaced by the
+#: absolute repository root at run time (lm-eval resolves relative paths against the CWD).
+REPO_ROOT_PLACEHOLDER = "{repo_root}"
+
+#: Short task name -> lm-eval task name (YAML file ``evaluators/tasks/<task>.yaml``).
+TASKS: dict[str, str] = {
+    "mmlu": "cofitune_mmlu",
+    "arc_easy": "cofitune_arc_easy",
+    "hellaswag": "cofitune_hellaswag",
+    "piqa": "cofitune_piqa",
+    "ifeval": "cofitune_ifeval",
+}
+
+#: Headline metric per task (reported as ``score`` on a 0-100 scale). Multiple-choice
+#: tasks use length-normalised accuracy ``acc_norm`` where lm-eval computes it
+#: (ARC-Easy, HellaSwag, PIQA: the number the Open LLM Leaderboard / lm-eval docs quote);
+#: MMLU scores single letters "A".."D", so plain ``acc`` is its standard metric; IFEval
+#: uses the strictest prompt-level accuracy (all instructions of a prompt followed).
+HEADLINE_METRIC: dict[str, str] = {
+    "mmlu": "acc",
+    "arc_easy": "acc_norm",
+    "hellaswag": "acc_norm",
+    "piqa": "acc_norm",
+    "ifeval": "prompt_level_strict_acc",
+}
+
+#: lm-eval's name for the unfiltered results ("<metric>,<filter>").
+_FILTER = "none"
+
+PUNKT_PROVENANCE = "trained locally on resources/nltk/english_text.txt"
+_PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+
+
+# --------------------------------------------------------------------------- task names
+
+
+def resolve_task_name(name: str) -> str:
+    """Return the short task name for ``name`` (short or ``cofitune_*`` form).
+
+    Raises:
+        ValueError: ``name`` is not a known versatility task.
+    """
+    if name in TASKS:
+        return name
+    for short, full in TASKS.items():
+        if name == full:
+            return short
+    raise ValueError(f"unknown versatility task {name!r}; known tasks: {sorted(TASKS)}")
+
+
+def _normalise_suites(suites: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Validate ``suites`` and map every task name to its short form."""
+    if not suites:
+        raise ValueError("suites is empty: give at least one aspect with one task")
+    out: dict[str, list[str]] = {}
+    for aspect, names in suites.items():
+        if isinstance(names, str) or not names:
+            raise ValueError(f"aspect {aspect!r} must map to a non-empty list of task names, got {names!r}")
+        out[aspect] = [resolve_task_name(n) for n in names]
+    return out
+
+
+# --------------------------------------------------------------------------- NLTK / Punkt
+
+
+def _punkt_model_dir(nltk_dir: Path) -> Path:
+    return nltk_dir / "tokenizers" / "punkt_tab" / "english"
+
+
+def _train_punkt(nltk_dir: Path, text_path: Path) -> None:
+    """Train a Punkt model on ``text_path`` and write it as NLTK ``punkt_tab/english``.
+
+    Written to a staging folder first and renamed, so an interrupted run never leaves a
+    half-written model behind. Training is deterministic for a given text.
+    """
+    from nltk.tokenize import punkt
+
+    text = text_path.read_text(encoding="utf-8")
+    trainer = punkt.PunktTrainer()  # NLTK's default settings
+    trainer.train(text, finalize=True)
+    params = trainer.get_params()
+
+    target = _punkt_model_dir(nltk_dir)
+    staging = target.with_name("english.partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # nltk >= 3.10 only writes into a private (0700) folder on its data path.
+    punkt.save_punkt_params(params, dir=str(staging))
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def ensure_punkt(nltk_dir: Path, text_path: Path = PUNKT_TRAINING_TEXT) -> Path:
+    """Make NLTK's English ``punkt_tab`` model available offline from ``nltk_dir``.
+
+    Sets ``NLTK_DATA`` (and ``nltk.data.path``, in case nltk is already imported), trains
+    the model from ``text_path`` if it is not there yet, and checks that
+    ``nltk.sent_tokenize`` loads *this* model. Returns the model folder.
+
+    Raises:
+        FileNotFoundError: the training text is missing.
+        RuntimeError: NLTK resolves ``punkt_tab`` to a different folder.
+    """
+    nltk_dir = Path(nltk_dir).resolve()
+    nltk_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["NLTK_DATA"] = str(nltk_dir)  # read by nltk at import time
+    import nltk
+
+    if str(nltk_dir) not in nltk.data.path:
+        nltk.data.path.insert(0, str(nltk_dir))
+
+    model_dir = _punkt_model_dir(nltk_dir)
+    if not all((model_dir / f).is_file() for f in _PUNKT_FILES):
+        if not text_path.is_file():
+            raise FileNotFoundError(f"Punkt training text not found: {text_path}")
+        _train_punkt(nltk_dir, text_path)
+
+    found = Path(str(nltk.data.find("tokenizers/punkt_tab/english/"))).resolve()
+    if found != model_dir.resolve():
+        raise RuntimeError(f"NLTK resolves punkt_tab/english to {found}, expected the local model {model_dir}")
+    if len(nltk.sent_tokenize("This is one sentence. This is another one.")) != 2:
+        raise RuntimeError(f"the Punkt model in {model_dir} does not split two simple sentences")
+    return model_dir
+
+
+@contextmanager
+def _nltk_downloads_forbidden() -> Iterator[None]:
+    """Make any ``nltk.download`` call raise instead of (quietly) trying the network."""
+    import nltk
+
+    def _refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(
+            f"nltk.download{args!r} was called; cofitune evaluates offline. "
+            "Call ensure_punkt() before importing lm_eval.tasks.ifeval."
+        )
+
+    original = nltk.download
+    nltk.download = _refuse
+    try:
+        yield
+    finally:
+        nltk.download = original
+
+
+def _import_ifeval_scorer() -> None:
+    """Import lm-eval's IFEval scorer offline and check that its sentence splitter works.
+
+    ``lm_eval.tasks.ifeval.instructions_util`` calls ``nltk.download("punkt_tab")`` at
+    import time if the model is missing; with :func:`ensure_punkt` done first it finds
+    the local model, and the guard turns any remaining download attempt into an error.
+    """
+    with _nltk_downloads_forbidden():
+        from lm_eval.tasks.ifeval import instructions_util, utils  # noqa: F401
+
+    if instructions_util.count_sentences("One sentence here. And a second one!") != 2:
+        raise RuntimeError("lm-eval's IFEval sentence counter does not work with the local Punkt model")
+
+
+# --------------------------------------------------------------------------- task configs
+
+
+def _substitute_repo_root(value: Any, repo_root: Path) -> Any:
+    """Replace :data:`REPO_ROOT_PLACEHOLDER` in (nested) strings of ``value``."""
+    if isinstance(value, str):
+        return value.replace(REPO_ROOT_PLACEHOLDER, repo_root.as_posix())
+    if isinstance(value, list):
+        return [_substitute_repo_root(v, repo_root) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute_repo_root(v, repo_root) for k, v in value.items()}
+    return value
+
+
+def _data_files(cfg: Mapping[str, Any]) -> list[Path]:
+    files = cfg.get("dataset_kwargs", {}).get("data_files", {})
+    values = files.values() if isinstance(files, dict) else [files]
+    out: list[Path] = []
+    for v in values:
+        out.extend(Path(p) for p in ([v] if isinstance(v, str) else v))
+    return out
+
+
+def load_task_config(
+    short_name: str,
+    *,
+    max_gen_toks: int | None = None,
+    tasks_dir: Path = TASKS_DIR,
+    repo_root: Path = REPO_ROOT,
+) -> dict[str, Any]:
+    """Load ``evaluators/tasks/<task>.yaml`` into an lm-eval task config dict.
+
+    Uses lm-eval's own YAML loader (so ``!function`` tags resolve as in lm-eval), puts the
+    absolute repository root into ``dataset_kwargs`` and, for generation tasks, sets
+    ``generation_kwargs.max_gen_toks``. The dict can be passed to ``simple_evaluate``.
+
+    Raises:
+        ValueError: unknown task name.
+        FileNotFoundError: the YAML or one of its data files is missing.
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval 0.4.13; resolves !function
+
+    task = TASKS[resolve_task_name(short_name)]
+    yaml_path = tasks_dir / f"{task}.yaml"
+    if not yaml_path.is_file():
+        raise FileNotFoundError(f"task YAML not found: {yaml_path}")
+    cfg = load_yaml(yaml_path, resolve_func=True)
+    if cfg.get("task") != task:
+        raise ValueError(f"{yaml_path} defines task {cfg.get('task')!r}, expected {task!r}")
+    if "dataset_kwargs" in cfg:
+        cfg["dataset_kwargs"] = _substitute_repo_root(cfg["dataset_kwargs"], Path(repo_root).resolve())
+    for path in _data_files(cfg):
+        if not path.is_file():
+            raise FileNotFoundError(f"data file of task {task} not found: {path}")
+    if max_gen_toks is not None and cfg.get("output_type") == "generate_until":
+        cfg["generation_kwargs"] = {**copy.deepcopy(cfg.get("generation_kwargs", {})), "max_gen_toks": max_gen_toks}
+    return cfg
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _as_number(value: Any) -> float | None:
+    """lm-eval reports a missing stderr (e.g. n < 2) as the string 'N/A': map it to None."""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _run_task(lm: Any, short_name: str, cfg: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """Run one task through ``simple_evaluate`` and summarise its headline metric."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    task = cfg["task"]
+    metric = HEADLINE_METRIC[short_name]
+    start = time.perf_counter()
+    out = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=[cfg],
+        task_manager=TaskManager(include_defaults=False),
+        limit=limit,
+        log_samples=True,
+        bootstrap_iters=1000,  # headline metrics are means: lm-eval uses the closed-form stderr
+    )
+    seconds = time.perf_counter() - start
+    if out is None:
+        raise RuntimeError(f"lm-eval returned no results for {task} (non-zero rank?)")
+
+    samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
+    items = [float(s[metric]) for s in samples]
+    result = out["results"][task]
+    score = 100.0 * float(result[f"{metric},{_FILTER}"])
+    if not items or not math.isclose(score, 100.0 * sum(items) / len(items), abs_tol=1e-6):
+        raise RuntimeError(f"{task}: {metric}={score} does not match the mean of its {len(items)} per-item scores")
+    stderr = _as_number(result.get(f"{metric}_stderr,{_FILTER}"))
+    return {
+        "task": task,
+        "score": score,
+        "metric": metric,
+        "stderr": None if stderr is None else 100.0 * stderr,
+        "n": len(items),
+        "items": items,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def evaluate_versatility(
+    model: Any,
+    tokenizer: Any,
+    suites: dict[str, list[str]],
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    max_gen_toks: int = 256,
+    nltk_dir: Path,
+) -> dict:
+    """Evaluate ``model`` on the versatility suites, in-process and offline.
+
+    Args:
+        model: a loaded ``transformers`` causal LM (e.g. on CPU, fp32); wrapped once in
+            lm-eval's ``HFLM``.
+        tokenizer: its tokenizer.
+        suites: aspect -> task names, e.g. ``{"knowledge": ["mmlu"], "reasoning":
+            ["arc_easy", "hellaswag", "piqa"], "instruction": ["ifeval"]}``. Short names
+            (keys of :data:`TASKS`) or the ``cofitune_*`` names. A task listed in several
+            aspects is run once.
+        limit: evaluate only the first ``limit`` items of each task (None: all).
+        batch_size: HFLM batch size.
+        max_gen_toks: generation cap for generation tasks (IFEval).
+        nltk_dir: folder used as ``NLTK_DATA``; the local Punkt model is trained into it
+            if missing (only when IFEval is requested).
+
+    Returns:
+        A JSON-serialisable dict::
+
+            {"tasks": {short_name: {"task": lm-eval name, "score": 0-100, "metric": name,
+                                    "stderr": 0-100 or None (n < 2), "n": int,
+                                    "items": [per-item score in doc order], "seconds": float}},
+             "aspects": {aspect: mean score of its tasks},
+             "vers": mean of the aspect scores,
+             "headline_metrics": HEADLINE_METRIC subset, "limit": limit,
+             "max_gen_toks": int, "lm_eval_version": str,
+             "nltk_punkt": provenance string or None (IFEval not requested)}
+
+    Raises:
+        ValueError: an unknown task name or an empty suite.
+    """
+    suites_short = _normalise_suites(suites)
+    tasks = list(dict.fromkeys(t for names in suites_short.values() for t in names))
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if "ifeval" in tasks:
+        ensure_punkt(nltk_dir)
+        _import_ifeval_scorer()
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    configs = {t: load_task_config(t, max_gen_toks=max_gen_toks) for t in tasks}
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    task_results = {t: _run_task(lm, t, configs[t], limit) for t in tasks}
+
+    aspects = {a: _mean([task_results[t]["score"] for t in names]) for a, names in suites_short.items()}
+    return {
+        "tasks": task_results,
+        "aspects": aspects,
+        "vers": _mean(list(aspects.values())),
+        "headline_metrics": {t: HEADLINE_METRIC[t] for t in tasks},
+        "limit": limit,
+        "max_gen_toks": max_gen_toks,
+        "lm_eval_version": lm_eval.__version__,
+        "nltk_punkt": PUNKT_PROVENANCE if "ifeval" in tasks else None,
+    }

@@ -1,0 +1,17 @@
+rule prepare_data:
+    input:
+        sheet=config["tasks_sheet"],
+    output:
+        train="results/data/{task}/train.jsonl",
+        test="results/data/{task}/test.jsonl",
+        meta="results/data/{task}/meta.json",
+    params:
+        n_train=config["data"]["n_train"],
+        n_test=config["data"]["n_test"],
+        seed=config["seed"],
+    log:
+        "logs/prepare_data/{task}.log",
+    shell:
+        "{PY} prepare-data --sheet {input.sheet} --root {ROOT} --task {wildcards.task} "
+        "--n-train {params.n_train} --n-test {params.n_test} --seed {params.seed} "
+        "--out results/data/{wildcards.task} > {log} 2>&1"

@@ -1,0 +1,22 @@
+rule evaluate:
+    input:
+        unpack(checkpoint_input),
+        cfg=rules.write_run_config.output,
+        model=rules.prepare_model.output.folder,
+        model_meta=rules.prepare_model.output.meta,
+        test=rules.prepare_data.output.test,
+        data_meta=rules.prepare_data.output.meta,
+    output:
+        metrics=f"{RUN}/metrics.json",
+        predictions=f"{RUN}/predictions.jsonl",
+    params:
+        ckpt=lambda w, input: f"--checkpoint {input.ckpt}" if "ckpt" in input.keys() else "",
+    log:
+        f"logs/evaluate/{RUN}.log",
+    benchmark:
+        f"benchmarks/rules/evaluate/{RUN}.tsv"
+    shell:
+        "{PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} "
+        "--test {input.test} --out {output.metrics} --predictions {output.predictions} "
+        "--nltk-dir results/nltk_data --model-meta {input.model_meta} --data-meta {input.data_meta} "
+        "> {log} 2>&1"

@@ -1,0 +1,13 @@
+rule prepare_model:
+    input:
+        sheet=config["models_sheet"],
+    output:
+        folder=directory("results/models/{model}/base"),
+        meta="results/models/{model}/base.json",
+    log:
+        "logs/prepare_model/{model}.log",
+    benchmark:
+        "benchmarks/rules/prepare_model/{model}.tsv"
+    shell:
+        "{PY} prepare-model --sheet {input.sheet} --name {wildcards.model} "
+        "--out {output.folder} --meta {output.meta} > {log} 2>&1"

@@ -1,0 +1,26 @@
+rule write_run_config:
+    output:
+        f"{RUN}/run.json",
+    params:
+        cfg=lambda w: run_config(config, w.model, w.task, w.method, w.variant, ROOT),
+    run:
+        from cofitune.io import write_json
+
+        write_json(output[0], params.cfg)
+
+
+rule train:
+    input:
+        cfg=rules.write_run_config.output,
+        model=rules.prepare_model.output.folder,
+        data=rules.prepare_data.output.train,
+        importance=importance_inputs,
+    output:
+        ckpt=directory(f"{RUN}/checkpoint"),
+    log:
+        f"logs/train/{RUN}.log",
+    benchmark:
+        f"benchmarks/rules/train/{RUN}.tsv"
+    shell:
+        "{PY} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
+        "--importance {input.importance} --out {output.ckpt} > {log} 2>&1"

