@@ -72,6 +72,12 @@ def cmd_evaluate(a) -> None:
                  model_meta=a.model_meta, data_meta=a.data_meta)
 
 
+def cmd_prepare_nltk(a) -> None:
+    from evaluators.versatility import ensure_punkt
+
+    log.info("Punkt model (trained locally, offline) -> %s", ensure_punkt(Path(a.out)))
+
+
 def cmd_aggregate(a) -> None:
     from cofitune.aggregate import write_tables
 
@@ -135,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-meta", default=None, help="prepare-data meta.json, for provenance")
     s.set_defaults(func=cmd_evaluate)
 
+    s = sub.add_parser("prepare-nltk", help="train NLTK's Punkt model offline (IFEval sentence splitting)")
+    s.add_argument("--out", required=True, help="NLTK data folder")
+    s.set_defaults(func=cmd_prepare_nltk)
+
     s = sub.add_parser("aggregate", help="derive the comparison table from metrics files")
     s.add_argument("--metrics", nargs="+", required=True)
     s.add_argument("--csv", required=True)
@@ -145,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.environ.get("COFITUNE_THREADS"):  # one torch thread pool per job, sized by Snakemake's threads
+        import torch
+
+        torch.set_num_threads(int(os.environ["COFITUNE_THREADS"]))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _offline()

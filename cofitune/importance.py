@@ -86,14 +86,19 @@ def gated(model: nn.Module, gates: dict[str, torch.Tensor], dropout: float = 0.0
             attn.attention_dropout = p
 
 
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits go to float32 for the softmax; float32/float64 stay as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def proxy_loss(model: nn.Module, batch: dict[str, torch.Tensor], kl_weight: float = 0.1) -> torch.Tensor:
     """``kl_weight * KL(p2 || p1)`` between two dropout passes of the same batch, summed over non-pad
     positions and vocab, divided by the batch size (``batchmean``). Both passes carry gradient."""
     mask = batch["attention_mask"].bool()  # (B, T)
     logits1 = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logits2 = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logp1 = F.log_softmax(logits1.float()[mask], dim=-1)  # (N_tok, V)
-    logp2 = F.log_softmax(logits2.float()[mask], dim=-1)
+    logp1 = F.log_softmax(_upcast(logits1)[mask], dim=-1)  # (N_tok, V)
+    logp2 = F.log_softmax(_upcast(logits2)[mask], dim=-1)
     kl = F.kl_div(logp1, logp2, reduction="sum", log_target=True)
     return kl_weight * kl / batch["input_ids"].shape[0]
 

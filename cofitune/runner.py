@@ -80,7 +80,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     log.info("speciality %s = %.2f (95%% CI %.2f-%.2f)", spec["metric"], spec["score"], *spec["ci95"])
     vers = evaluate_versatility(model, tok, vers_cfg["suites"], limit=vers_cfg["limit"],
                                 batch_size=vers_cfg["batch_size"], max_gen_toks=vers_cfg["max_gen_toks"],
-                                nltk_dir=Path(nltk_dir))
+                                nltk_dir=Path(nltk_dir), apply_chat_template=vers_cfg["apply_chat_template"])
     log.info("versatility = %.2f %s", vers["vers"], vers["aspects"])
     train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
     n_params = sum(p.numel() for p in model.parameters())

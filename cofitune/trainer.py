@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from cofitune.importance import _upcast
 from cofitune.prompt import build_prompt
 from cofitune.selection import freeze_all_but
 from cofitune.softmask import SoftMask
@@ -162,7 +163,7 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
                     logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
                 # token-level mean over the whole accumulated batch (B*T, V) -> scalar
                 loss = nn.functional.cross_entropy(
-                    logits[:, :-1].float().reshape(-1, logits.shape[-1]), b["labels"][:, 1:].reshape(-1),
+                    _upcast(logits[:, :-1]).reshape(-1, logits.shape[-1]), b["labels"][:, 1:].reshape(-1),
                     ignore_index=IGNORE, reduction="sum") / max(1, n_target)
                 loss.backward()
                 step_loss += loss.item()

@@ -254,7 +254,9 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-def _run_task(lm: Any, short_name: str, cfg: dict[str, Any], limit: int | None) -> dict[str, Any]:
+def _run_task(
+    lm: Any, short_name: str, cfg: dict[str, Any], limit: int | None, apply_chat_template: bool
+) -> dict[str, Any]:
     """Run one task through ``simple_evaluate`` and summarise its headline metric."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -268,6 +270,7 @@ def _run_task(lm: Any, short_name: str, cfg: dict[str, Any], limit: int | None) 
         task_manager=TaskManager(include_defaults=False),
         limit=limit,
         log_samples=True,
+        apply_chat_template=apply_chat_template,
         bootstrap_iters=1000,  # headline metrics are means: lm-eval uses the closed-form stderr
     )
     seconds = time.perf_counter() - start
@@ -292,6 +295,18 @@ def _run_task(lm: Any, short_name: str, cfg: dict[str, Any], limit: int | None) 
     }
 
 
+def _limits(limit: int | Mapping[str, int] | None, tasks: list[str]) -> dict[str, int | None]:
+    """Per-task item caps from an int (all tasks), a mapping (named tasks) or None."""
+    caps = dict(limit) if isinstance(limit, Mapping) else {t: limit for t in tasks}
+    unknown = sorted(set(caps) - set(tasks))
+    if unknown:
+        raise ValueError(f"limit names task(s) {unknown} that no suite runs; suites run {tasks}")
+    for task, cap in caps.items():
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"limit for {task!r} must be a positive int or None, got {cap!r}")
+    return {t: caps.get(t) for t in tasks}
+
+
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
@@ -301,10 +316,11 @@ def evaluate_versatility(
     tokenizer: Any,
     suites: dict[str, list[str]],
     *,
-    limit: int | None = None,
+    limit: int | Mapping[str, int] | None = None,
     batch_size: int = 8,
     max_gen_toks: int = 256,
     nltk_dir: Path,
+    apply_chat_template: bool = False,
 ) -> dict:
     """Evaluate ``model`` on the versatility suites, in-process and offline.
 
@@ -316,11 +332,14 @@ def evaluate_versatility(
             ["arc_easy", "hellaswag", "piqa"], "instruction": ["ifeval"]}``. Short names
             (keys of :data:`TASKS`) or the ``cofitune_*`` names. A task listed in several
             aspects is run once.
-        limit: evaluate only the first ``limit`` items of each task (None: all).
+        limit: evaluate only the first ``limit`` items of each task (None: all); a mapping
+            gives per-task caps (short names) and leaves unnamed tasks uncapped.
         batch_size: HFLM batch size.
         max_gen_toks: generation cap for generation tasks (IFEval).
         nltk_dir: folder used as ``NLTK_DATA``; the local Punkt model is trained into it
             if missing (only when IFEval is requested).
+        apply_chat_template: wrap every prompt in the tokenizer's chat template (lm-eval's
+            ``apply_chat_template``); off by default, as in lm-eval's own runs.
 
     Returns:
         A JSON-serialisable dict::
@@ -331,7 +350,7 @@ def evaluate_versatility(
              "aspects": {aspect: mean score of its tasks},
              "vers": mean of the aspect scores,
              "headline_metrics": HEADLINE_METRIC subset, "limit": limit,
-             "max_gen_toks": int, "lm_eval_version": str,
+             "max_gen_toks": int, "apply_chat_template": bool, "lm_eval_version": str,
              "nltk_punkt": provenance string or None (IFEval not requested)}
 
     Raises:
@@ -339,8 +358,7 @@ def evaluate_versatility(
     """
     suites_short = _normalise_suites(suites)
     tasks = list(dict.fromkeys(t for names in suites_short.values() for t in names))
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    limits = _limits(limit, tasks)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -353,7 +371,7 @@ def evaluate_versatility(
 
     configs = {t: load_task_config(t, max_gen_toks=max_gen_toks) for t in tasks}
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    task_results = {t: _run_task(lm, t, configs[t], limit) for t in tasks}
+    task_results = {t: _run_task(lm, t, configs[t], limits[t], apply_chat_template) for t in tasks}
 
     aspects = {a: _mean([task_results[t]["score"] for t in names]) for a, names in suites_short.items()}
     return {
@@ -363,6 +381,7 @@ def evaluate_versatility(
         "headline_metrics": {t: HEADLINE_METRIC[t] for t in tasks},
         "limit": limit,
         "max_gen_toks": max_gen_toks,
+        "apply_chat_template": apply_chat_template,
         "lm_eval_version": lm_eval.__version__,
         "nltk_punkt": PUNKT_PROVENANCE if "ifeval" in tasks else None,
     }

@@ -10,7 +10,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 ROOT = workflow.basedir
 check_config(config, ROOT)  # method params, sheet names: fail before any job runs
 
-PY = "python -m cofitune"
+# torch sizes its thread pool from COFITUNE_THREADS: one job per core budget, no oversubscription
+PY = "COFITUNE_THREADS={threads} python -m cofitune"
 RUN = "results/runs/{model}/{task}/{method}/{variant}"
 
 wildcard_constraints:

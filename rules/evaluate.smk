@@ -1,6 +1,16 @@
+rule prepare_nltk:
+    output:
+        directory("results/nltk_data"),
+    log:
+        "logs/prepare_nltk.log",
+    shell:
+        "{PY} prepare-nltk --out {output} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         unpack(checkpoint_input),
+        nltk=rules.prepare_nltk.output,
         cfg=rules.write_run_config.output,
         model=rules.prepare_model.output.folder,
         model_meta=rules.prepare_model.output.meta,
@@ -11,6 +21,7 @@ rule evaluate:
         predictions=f"{RUN}/predictions.jsonl",
     params:
         ckpt=lambda w, input: f"--checkpoint {input.ckpt}" if "ckpt" in input.keys() else "",
+    threads: workflow.cores
     log:
         f"logs/evaluate/{RUN}.log",
     benchmark:
@@ -18,5 +29,5 @@ rule evaluate:
     shell:
         "{PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} "
         "--test {input.test} --out {output.metrics} --predictions {output.predictions} "
-        "--nltk-dir results/nltk_data --model-meta {input.model_meta} --data-meta {input.data_meta} "
+        "--nltk-dir {input.nltk} --model-meta {input.model_meta} --data-meta {input.data_meta} "
         "> {log} 2>&1"

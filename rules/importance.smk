@@ -13,6 +13,7 @@ rule compute_importance:
         max_length=config["train"]["max_length"],
         template=config["train"]["template"],
         seed=config["seed"],
+    threads: workflow.cores
     log:
         "logs/compute_importance/{model}/{task}.log",
     benchmark:

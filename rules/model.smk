@@ -4,6 +4,7 @@ rule prepare_model:
     output:
         folder=directory("results/models/{model}/base"),
         meta="results/models/{model}/base.json",
+    threads: workflow.cores
     log:
         "logs/prepare_model/{model}.log",
     benchmark:

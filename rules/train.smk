@@ -17,6 +17,7 @@ rule train:
         importance=importance_inputs,
     output:
         ckpt=directory(f"{RUN}/checkpoint"),
+    threads: workflow.cores
     log:
         f"logs/train/{RUN}.log",
     benchmark:

@@ -253,3 +253,10 @@ def test_evaluate_versatility_is_deterministic(tiny_model, tokenizer, nltk_dir, 
     )
     for name in ("piqa", "ifeval"):
         assert again["tasks"][name]["items"] == result["tasks"][name]["items"]
+
+
+def test_chat_template_option_runs(tiny_model, tokenizer, nltk_dir):
+    out = V.evaluate_versatility(
+        tiny_model, tokenizer, {"i": ["ifeval"]}, limit=2, max_gen_toks=8, nltk_dir=nltk_dir, apply_chat_template=True
+    )
+    assert out["apply_chat_template"] is True and out["tasks"]["ifeval"]["n"] == 2

@@ -207,7 +207,7 @@ SOURCES_ROWS = {
         "1105d370f8340eac3c63a91fd1fa58e8999f9505",
         "`hellaswag_val_full.txt.bz2` (decompressed; 10,042 items, 6 lines each)",
         "MIT (`LICENSE` at commit 5eba56b, deleted at HEAD); upstream rowanz/hellaswag MIT",
-        "`random.Random(1234).sample(range(10042), 200)`; text already preprocessed by klosax (tags removed)",
+        "`random.Random(1234).sample(range(10042), 200)`; text already preprocessed by klosax (tags removed; unlike lm-eval's `hellaswag`, `ctx_b` is not re-capitalised because ctx is stored as one string)",
         "`ind` (item index in file), `ctx` (`activity_label: ctx`), `endings` (4 str), `label` (0-3)",
     ),
     "piqa.jsonl": (

@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny random Llama built in-process (unit tests only) and a word-level tokenizer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+WORDS = ("the a of to is in and what who when where answer question context paris france capital city "
+         "river name year born it was red blue green one two three").split()
+
+
+def tiny_llama(n_layers: int = 4, dtype=torch.float32, vocab: int = 64, seed: int = 0, kv_heads: int = 2):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=n_layers,
+                      num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=128,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg).to(dtype)
+
+
+@pytest.fixture
+def model():
+    return tiny_llama()
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    """A whitespace word-level fast tokenizer with pad/eos, built in-process."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    extra = ["#", "Below", "instruction", "describes", "task.", "Write", "response", "appropriately",
+             "completes", "request.", "###", "Instruction:", "Response:", "an", "that", "Context:", "Question:"]
+    vocab = {w: i for i, w in enumerate(specials + sorted(set(WORDS + extra)))}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>", unk_token="<unk>")
+
+
+def make_examples(n: int, seed: int = 0) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    return [{"instruction": "answer the question",
+             "input": " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))),
+             "output": " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))} for _ in range(n)]
