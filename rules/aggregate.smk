@@ -7,4 +7,4 @@ rule aggregate_results:
     log:
         "logs/aggregate_results.log",
     shell:
-        "{PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} > {log} 2>&1"

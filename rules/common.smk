@@ -9,9 +9,11 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 ROOT = workflow.basedir
 check_config(config, ROOT)  # method params, sheet names: fail before any job runs
+# sheets resolve against the repository, so `--directory elsewhere` keeps working
+MODELS_SHEET = os.path.join(ROOT, config["models_sheet"])
+TASKS_SHEET = os.path.join(ROOT, config["tasks_sheet"])
 
-# torch sizes its thread pool from COFITUNE_THREADS: one job per core budget, no oversubscription
-PY = "COFITUNE_THREADS={threads} python -m cofitune"
+PY = "python -m cofitune"
 RUN = "results/runs/{model}/{task}/{method}/{variant}"
 
 wildcard_constraints:

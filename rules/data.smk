@@ -1,6 +1,6 @@
 rule prepare_data:
     input:
-        sheet=config["tasks_sheet"],
+        sheet=TASKS_SHEET,
     output:
         train="results/data/{task}/train.jsonl",
         test="results/data/{task}/test.jsonl",
@@ -12,6 +12,6 @@ rule prepare_data:
     log:
         "logs/prepare_data/{task}.log",
     shell:
-        "{PY} prepare-data --sheet {input.sheet} --root {ROOT} --task {wildcards.task} "
+        "COFITUNE_THREADS={threads} {PY} prepare-data --sheet {input.sheet} --root {ROOT} --task {wildcards.task} "
         "--n-train {params.n_train} --n-test {params.n_test} --seed {params.seed} "
         "--out results/data/{wildcards.task} > {log} 2>&1"

@@ -4,7 +4,7 @@ rule prepare_nltk:
     log:
         "logs/prepare_nltk.log",
     shell:
-        "{PY} prepare-nltk --out {output} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} prepare-nltk --out {output} > {log} 2>&1"
 
 
 rule evaluate:
@@ -27,7 +27,7 @@ rule evaluate:
     benchmark:
         f"benchmarks/rules/evaluate/{RUN}.tsv"
     shell:
-        "{PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} "
+        "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} "
         "--test {input.test} --out {output.metrics} --predictions {output.predictions} "
         "--nltk-dir {input.nltk} --model-meta {input.model_meta} --data-meta {input.data_meta} "
         "> {log} 2>&1"

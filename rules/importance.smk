@@ -19,7 +19,7 @@ rule compute_importance:
     benchmark:
         "benchmarks/rules/compute_importance/{model}/{task}.tsv"
     shell:
-        "{PY} importance --model-dir {input.model} --data {input.data} --out {output} "
+        "COFITUNE_THREADS={threads} {PY} importance --model-dir {input.model} --data {input.data} --out {output} "
         "--n-examples {params.n} --batch-size {params.bs} --dropout {params.p} --kl-weight {params.kl} "
         "{params.abs_flag} --max-length {params.max_length} --template {params.template} "
         "--seed {params.seed} > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule prepare_model:
     input:
-        sheet=config["models_sheet"],
+        sheet=MODELS_SHEET,
     output:
         folder=directory("results/models/{model}/base"),
         meta="results/models/{model}/base.json",
@@ -10,5 +10,5 @@ rule prepare_model:
     benchmark:
         "benchmarks/rules/prepare_model/{model}.tsv"
     shell:
-        "{PY} prepare-model --sheet {input.sheet} --name {wildcards.model} "
+        "COFITUNE_THREADS={threads} {PY} prepare-model --sheet {input.sheet} --name {wildcards.model} "
         "--out {output.folder} --meta {output.meta} > {log} 2>&1"

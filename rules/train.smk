@@ -23,5 +23,5 @@ rule train:
     benchmark:
         f"benchmarks/rules/train/{RUN}.tsv"
     shell:
-        "{PY} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
+        "COFITUNE_THREADS={threads} {PY} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
         "--importance {input.importance} --out {output.ckpt} > {log} 2>&1"

@@ -43,7 +43,10 @@ class Method:
         for key, value in params.items():
             if isinstance(value, list):
                 params[key] = tuple(value)
-        return cls(**params)
+        try:
+            return cls(**params)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from err
 
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}

@@ -1,0 +1,82 @@
+"""Config validation: schema (unknown keys, defaults) and registry/sheet checks, each naming the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from cofitune.config import check_config, read_task_sheet, run_config
+from cofitune.model import read_sheet
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate(cfg, SCHEMA)
+    return cfg
+
+
+def test_defaults_filled_in():
+    cfg = {"models": ["smollm2-135m"], "tasks": ["squad"], "methods": [{"method": "original", "variant": "b"}]}
+    validate(cfg, SCHEMA)
+    assert cfg["train"]["lr"] == 4e-5 and cfg["train"]["betas"] == [0.9, 0.95]
+    assert cfg["importance"]["dropout"] == 0.003
+    assert cfg["evaluation"]["speciality"]["repetition_penalty"] == 1.2
+
+
+@pytest.mark.parametrize("path,key", [((), "trian"), (("train",), "learning_rate"), (("evaluation", "speciality"), "beams")])
+def test_unknown_config_key_is_named(config, path, key):
+    node = config
+    for p in path:
+        node = node[p]
+    node[key] = 1
+    with pytest.raises(WorkflowError, match=f"'{key}' was unexpected"):
+        validate(config, SCHEMA)
+
+
+def test_demo_config_passes(config):
+    check_config(config, ROOT)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: c["methods"].append({"method": "nope", "variant": "x"}), "unknown method 'nope'"),
+    (lambda c: c["methods"][2]["params"].update(modules="up_projection"), r"methods\[2\]\.params.*unknown module"),
+    (lambda c: c["methods"][2]["params"].update(layers="bottom9"), r"methods\[2\]\.params.*unknown layer range"),
+    (lambda c: c["methods"].append(dict(c["methods"][0])), "duplicate"),
+    (lambda c: c.update(models=["gpt-17"]), r"config key models: 'gpt-17' is not in the sheet"),
+    (lambda c: c.update(tasks=["chess"]), r"config key tasks: 'chess'"),
+])
+def test_check_config_errors(config, edit, match):
+    cfg = copy.deepcopy(config)
+    edit(cfg)
+    with pytest.raises(ValueError, match=match):
+        check_config(cfg, ROOT)
+
+
+def test_run_config_resolves_defaults(config):
+    rc = run_config(config, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
+    assert rc["params"] == {"layers": "bottom2", "modules": "ffn", "mask_units": ["up_proj", "down_proj"],
+                            "target": "update", "layout": "rows"}
+    assert rc["needs_importance"] and rc["trains"]
+    assert rc["speciality"]["max_new_tokens"] == 24  # from the task sheet
+    assert rc["train"]["seed"] == config["seed"]
+
+
+def test_sheet_errors(tmp_path):
+    bad = tmp_path / "models.yaml"
+    bad.write_text("m:\n  source: gguf-package\n  package: x\n")
+    with pytest.raises(ValueError, match=r"models\.yaml: m: source 'gguf-package' needs key 'file'"):
+        read_sheet(bad)
+    bad.write_text("m:\n  source: torrent\n")
+    with pytest.raises(ValueError, match=r"m\.source = 'torrent'"):
+        read_sheet(bad)
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text("t:\n  loader: squad\n  train: a\n  test: b\n  instruction: i\n  evaluator: squad\n  colour: red\n")
+    with pytest.raises(ValueError, match=r"tasks\.yaml: t: unknown key\(s\) \['colour'\]"):
+        read_task_sheet(tasks)

@@ -1,0 +1,94 @@
+"""Method registry, per-method trainable sets, partial checkpoints and the explicit training loop."""
+
+import pytest
+import torch
+
+from cofitune.methods import get_method, method_names
+from cofitune.model import merge_trainable, save_trainable
+from cofitune.trainer import TrainConfig, collate, config_from_dict, tokenize_example, train
+from tests.conftest import make_examples, tiny_llama
+
+
+def test_registry_lists_the_methods():
+    assert {"original", "full_sft", "coarse_only", "cofitune"} <= set(method_names())
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        get_method("nope")
+
+
+def test_trainable_sets_per_method():
+    model = tiny_llama(n_layers=8)
+    all_names = {n for n, _ in model.named_parameters()}
+    assert get_method("original").from_params({}).trainable(model) == set()
+    assert get_method("full_sft").from_params({}).trainable(model) == all_names
+    coarse = get_method("coarse_only").from_params({"layers": "bottom2", "modules": "ffn"}).trainable(model)
+    cofi = get_method("cofitune").from_params({"layers": "bottom2", "modules": "ffn"}).trainable(model)
+    assert coarse == cofi == {f"model.layers.{i}.mlp.{p}.weight" for i in (2, 3) for p in ("up_proj", "down_proj")}
+
+
+@pytest.mark.parametrize("method,params,match", [
+    ("cofitune", {"layer": "bottom2"}, r"params: unknown key\(s\) \['layer'\]"),
+    ("cofitune", {"modules": "up_projection,down_projection"}, "unknown module"),
+    ("coarse_only", {"layers": "bottom5"}, "unknown layer range"),
+    ("cofitune", {"target": "weights"}, "target must be one of"),
+    ("cofitune", {"mask_units": ["up_projection"]}, "mask_units"),
+])
+def test_bad_method_params(method, params, match):
+    with pytest.raises(ValueError, match=match):
+        get_method(method).from_params(params)
+
+
+def test_out_of_range_layers_fail_on_the_model():
+    m = get_method("coarse_only").from_params({"layers": "6-12"})
+    with pytest.raises(ValueError, match="outside a model with 8 layers"):
+        m.trainable(tiny_llama(n_layers=8))
+
+
+def test_tokenize_masks_prompt_unless_train_on_prompt(word_tokenizer):
+    ex = {"instruction": "answer the question", "input": "what is the capital", "output": "paris"}
+    masked = tokenize_example(ex, word_tokenizer, TrainConfig())
+    full = tokenize_example(ex, word_tokenizer, TrainConfig(train_on_prompt=True))
+    n_target = sum(1 for x in masked["labels"] if x != -100)
+    assert n_target == 2  # "paris" + EOS
+    assert masked["labels"][-2:] == masked["input_ids"][-2:]
+    assert full["labels"] == full["input_ids"]
+    assert tokenize_example(ex, word_tokenizer, TrainConfig(max_length=8)) is None
+
+
+def test_collate_right_pads():
+    batch = collate([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [5], "labels": [5]}], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [5, -100, -100]]
+
+
+def test_training_lowers_loss_and_logs_steps(word_tokenizer, tmp_path):
+    model = tiny_llama(vocab=len(word_tokenizer))
+    names = {n for n, _ in model.named_parameters()}
+    cfg = TrainConfig(lr=3e-3, micro_batch=4, grad_accum=2, epochs=4, max_length=64)
+    res = train(model, word_tokenizer, make_examples(16), names, cfg, log_path=tmp_path / "log.jsonl",
+                progress=False)
+    assert res.steps == 8 and len((tmp_path / "log.jsonl").read_text().splitlines()) == 8
+    assert res.losses[-1] < res.losses[0]
+    assert res.n_trainable == res.n_params
+
+
+def test_checkpoint_holds_only_trainable_tensors_and_merges_back(word_tokenizer, tmp_path):
+    model = tiny_llama(vocab=len(word_tokenizer))
+    method = get_method("coarse_only").from_params({"layers": "bottom2", "modules": "ffn"})
+    names = method.trainable(model)
+    train(model, word_tokenizer, make_examples(8), names, TrainConfig(lr=1e-2, micro_batch=4, grad_accum=1,
+          epochs=1, max_length=64), progress=False)
+    save_trainable(model, names, tmp_path, {"method": "coarse_only"})
+    from safetensors.torch import load_file
+    assert set(load_file(str(tmp_path / "trainable.safetensors"))) == names
+    base = tiny_llama(vocab=len(word_tokenizer))
+    merged = merge_trainable(base, tmp_path)
+    for (n, p), (_, q) in zip(model.named_parameters(), merged.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_train_config_rejects_unknown_and_bad_values():
+    with pytest.raises(ValueError, match=r"train: unknown key\(s\) \['learning_rate'\]"):
+        config_from_dict({"learning_rate": 1e-4})
+    with pytest.raises(ValueError, match=r"train\.lr = -1"):
+        config_from_dict({"lr": -1})

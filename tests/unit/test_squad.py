@@ -1,0 +1,39 @@
+"""SQuAD v1.1 metric: golden values of the official normalisation, EM and token F1."""
+
+import pytest
+
+from evaluators.speciality import get_scorer
+from evaluators.speciality.squad import extract, normalize_answer, score
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("The Denver Broncos!", "denver broncos"),
+    ("  an   Apple, a day ", "apple day"),
+    ("Theater", "theater"),  # articles only as whole words
+])
+def test_normalize(text, expected):
+    assert normalize_answer(text) == expected
+
+
+@pytest.mark.parametrize("pred,refs,em,f1", [
+    ("Denver Broncos", ["Denver Broncos", "Broncos"], 100.0, 100.0),
+    ("the Broncos", ["Denver Broncos"], 0.0, 100 * 2 * (1 * 1.0 * 0.5) / (1.0 + 0.5)),  # P=1, R=1/2
+    ("Carolina Panthers won", ["Denver Broncos"], 0.0, 0.0),
+    ("Santa Clara, California", ["Santa Clara", "Levi's Stadium"], 0.0, 100 * 0.8),  # P=2/3, R=1
+    ("", ["a"], 100.0, 100.0),  # both normalise to empty
+])
+def test_score_golden(pred, refs, em, f1):
+    got = score(pred, refs)
+    assert got["exact_match"] == pytest.approx(em)
+    assert got["f1"] == pytest.approx(f1)
+
+
+def test_extract_first_nonempty_line():
+    assert extract("\n  Paris \nIt is in France.") == "Paris"
+    assert extract("") == ""
+
+
+def test_registry():
+    assert get_scorer("squad").PRIMARY == "f1"
+    with pytest.raises(ValueError, match="unknown speciality evaluator 'nope'"):
+        get_scorer("nope")
