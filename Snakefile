@@ -7,6 +7,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
+report: "workflow/report/workflow.rst"
+
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/data.smk"

@@ -58,14 +58,14 @@ def gated(model: nn.Module, gates: dict[str, torch.Tensor], dropout: float = 0.0
         def head_gate(_mod, args, i=i, head_dim=head_dim):
             (x,) = args  # (B, T, H*Dh), concatenated head outputs
             shape = x.shape
-            x = x.view(*shape[:-1], -1, head_dim) * gates["head"][i].to(x.dtype)[:, None]
+            x = x.view(*shape[:-1], -1, head_dim) * gates["head"][i].to(x)[:, None]
             return (x.view(shape),)
 
         def int_gate(_mod, _args, out, i=i):
-            return out * gates["intermediate"][i].to(out.dtype)  # (B, T, d_ff)
+            return out * gates["intermediate"][i].to(out)  # (B, T, d_ff)
 
         def out_gate(_mod, _args, out, i=i):
-            return out * gates["output"][i].to(out.dtype)  # (B, T, d_model)
+            return out * gates["output"][i].to(out)  # (B, T, d_model)
 
         handles += [
             attn.o_proj.register_forward_pre_hook(head_gate),
@@ -73,6 +73,8 @@ def gated(model: nn.Module, gates: dict[str, torch.Tensor], dropout: float = 0.0
             mlp.down_proj.register_forward_hook(out_gate),
         ]
         if dropout > 0:
+            if not hasattr(attn, "attention_dropout"):  # assigning would silently do nothing
+                raise TypeError(f"{type(attn).__name__} has no attention_dropout; cannot inject dropout")
             saved.append((attn, attn.attention_dropout))
             attn.attention_dropout = dropout
             handles.append(mlp.register_forward_hook(
@@ -129,12 +131,15 @@ def compute_importance(
     model.train()
     try:
         with gated(model, gates, dropout=dropout):
+            device = next(model.parameters()).device
             for batch in tqdm(batches, desc="importance", disable=not progress):
+                batch = {k: v.to(device) for k, v in batch.items()}
                 loss = proxy_loss(model, batch, kl_weight)
                 grads = torch.autograd.grad(loss, list(gates.values()), allow_unused=True)
                 for key, g in zip(gates, grads):
-                    if g is not None:
-                        total[key] += g.abs() if abs_grad else g
+                    if g is None:  # a hook that never fired would leave these units unprotected
+                        raise RuntimeError(f"importance: the {key!r} gates received no gradient")
+                    total[key] += g.abs() if abs_grad else g
                 n_tokens += int(batch["attention_mask"].sum())
     finally:
         model.train(was_training)
@@ -142,6 +147,10 @@ def compute_importance(
             p.requires_grad_(flags[n])
     if n_tokens == 0:
         raise ValueError("importance pass saw no tokens")
+    if dropout > 0:
+        zero = [k for k, v in total.items() if torch.count_nonzero(v) == 0]
+        if zero:  # all-zero importance would make every mask 1: CoFiTune silently = coarse-only
+            raise RuntimeError(f"importance is all zero for {zero} despite dropout={dropout}")
     return {k: v / n_tokens for k, v in total.items()}
 
 

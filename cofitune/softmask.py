@@ -90,8 +90,10 @@ class SoftMask:
                 scales[name] = tiled(rows, p.shape).to(p.dtype)
             else:
                 scales[name] = rows.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))
-        if not scales:
-            raise ValueError(f"softmask units {units} match no trainable parameter")
+        matched = {_NAME.search(n).group(2) for n in scales}
+        missing = [u for u in units if u not in matched]
+        if missing:  # e.g. mask_units q_proj with modules=ffn: say so instead of ignoring it
+            raise ValueError(f"softmask unit(s) {missing} match no trainable parameter")
         return cls(scales, target)
 
     def mask_grads(self, model: nn.Module) -> None:

@@ -150,6 +150,7 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
             epoch += 1
 
     data = stream()
+    device = next(model.parameters()).device
     log = open(log_path, "w") if log_path else None
     model.train()
     tokens, losses, t0 = 0, [], time.perf_counter()
@@ -159,7 +160,8 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
             n_target = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
             step_loss = 0.0
             for b in micro:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                b = {k: v.to(device) for k, v in b.items()}
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                     logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
                 # token-level mean over the whole accumulated batch (B*T, V) -> scalar
                 loss = nn.functional.cross_entropy(
@@ -176,11 +178,12 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
             opt.step()
             if softmask is not None:
                 softmask.mask_update(model, before)
+            lr = sched.get_last_lr()[0]  # the rate this step used
             sched.step()
             opt.zero_grad(set_to_none=True)
             losses.append(step_loss)
             if log:
-                log.write(json.dumps({"step": step + 1, "loss": step_loss, "lr": sched.get_last_lr()[0],
+                log.write(json.dumps({"step": step + 1, "loss": step_loss, "lr": lr,
                                       "tokens": tokens, "elapsed_s": time.perf_counter() - t0}) + "\n")
                 log.flush()
     finally:

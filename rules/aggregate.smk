@@ -2,7 +2,7 @@ rule aggregate_results:
     input:
         metrics=[f"{RUN}/metrics.json".format(**r) for r in all_runs()],
     output:
-        csv="results/tables/main.csv",
+        csv=report("results/tables/main.csv", caption="../workflow/report/main_table.rst", category="Tables"),
         md="results/tables/main.md",
     log:
         "logs/aggregate_results.log",

@@ -14,7 +14,8 @@ MODELS_SHEET = os.path.join(ROOT, config["models_sheet"])
 TASKS_SHEET = os.path.join(ROOT, config["tasks_sheet"])
 
 PY = "python -m cofitune"
-RUN = "results/runs/{model}/{task}/{method}/{variant}"
+RUN_ID = "{model}/{task}/{method}/{variant}"
+RUN = f"results/runs/{RUN_ID}"
 
 wildcard_constraints:
     model="[A-Za-z0-9_.-]+",

@@ -23,9 +23,9 @@ rule evaluate:
         ckpt=lambda w, input: f"--checkpoint {input.ckpt}" if "ckpt" in input.keys() else "",
     threads: workflow.cores
     log:
-        f"logs/evaluate/{RUN}.log",
+        f"logs/evaluate/{RUN_ID}.log",
     benchmark:
-        f"benchmarks/rules/evaluate/{RUN}.tsv"
+        f"benchmarks/rules/evaluate/{RUN_ID}.tsv"
     shell:
         "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} "
         "--test {input.test} --out {output.metrics} --predictions {output.predictions} "

@@ -19,9 +19,9 @@ rule train:
         ckpt=directory(f"{RUN}/checkpoint"),
     threads: workflow.cores
     log:
-        f"logs/train/{RUN}.log",
+        f"logs/train/{RUN_ID}.log",
     benchmark:
-        f"benchmarks/rules/train/{RUN}.tsv"
+        f"benchmarks/rules/train/{RUN_ID}.tsv"
     shell:
         "COFITUNE_THREADS={threads} {PY} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
         "--importance {input.importance} --out {output.ckpt} > {log} 2>&1"

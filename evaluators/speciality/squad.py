@@ -31,9 +31,7 @@ def _f1(prediction: str, reference: str) -> float:
     pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
     common = Counter(pred) & Counter(ref)
     same = sum(common.values())
-    if not pred or not ref:
-        return float(pred == ref)
-    if same == 0:
+    if same == 0:  # official v1.1 script: no shared token -> 0 (also when both are empty)
         return 0.0
     precision, recall = same / len(pred), same / len(ref)
     return 2 * precision * recall / (precision + recall)

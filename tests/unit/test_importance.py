@@ -150,3 +150,27 @@ def test_wrong_shape_importance_file_names_file_and_shapes(tmp_path):
         load_importance([path], model.config)
     with pytest.raises(FileNotFoundError):
         load_importance([tmp_path / "missing.safetensors"], model.config)
+
+
+def test_dropout_is_injected_into_attention_only_inside_the_block():
+    model = tiny_llama()
+    with gated(model, make_gates(model.config), dropout=0.003):
+        assert all(layer.self_attn.attention_dropout == 0.003 for layer in model.model.layers)
+    assert all(layer.self_attn.attention_dropout == 0.0 for layer in model.model.layers)
+
+
+def test_attention_dropout_alone_moves_head_importance():
+    # with attention-probability dropout only (MLP dropout hook bypassed), head gates still get gradient
+    import cofitune.importance as imp
+
+    model = tiny_llama()
+    model.train()
+    model.requires_grad_(False)
+    gates = make_gates(model.config)
+    with gated(model, gates, dropout=0.0):
+        for layer in model.model.layers:
+            layer.self_attn.attention_dropout = 0.2
+        torch.manual_seed(0)
+        loss = imp.proxy_loss(model, _batch())
+    (g,) = torch.autograd.grad(loss, [gates["head"]])
+    assert torch.count_nonzero(g) > 0

@@ -145,3 +145,74 @@ def test_frozen_parameters_bit_identical_after_training(target, word_tokenizer):
             assert not torch.equal(p, before[n]), f"{n} did not train"
         else:
             assert torch.equal(p, before[n]), f"frozen {n} changed"
+
+
+def test_unmatched_softmask_unit_raises():
+    model = tiny_llama()
+    with pytest.raises(ValueError, match=r"\['q_proj'\] match no trainable parameter"):
+        SoftMask.build(model, trainable_names(model, "all", "ffn"), _importance(model.config),
+                       units=("q_proj", "up_proj"))
+
+
+def test_train_masks_gradients_before_clipping(word_tokenizer, monkeypatch):
+    import cofitune.trainer as trainer_mod
+
+    model = tiny_llama(vocab=len(word_tokenizer))
+    name = "model.layers.1.mlp.up_proj.weight"
+    imp = _importance(model.config)
+    imp["intermediate"][1] = 1.0 - 1e-7  # (1 - I) ~ 0: a masked gradient is ~0 at clipping time
+    mask = SoftMask.build(model, {name}, imp, units=("up_proj",), target="grad")
+    seen = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm):
+        seen.append(model.get_parameter(name).grad.abs().max().item())
+        return real_clip(params, max_norm)
+
+    monkeypatch.setattr(trainer_mod.torch.nn.utils, "clip_grad_norm_", spy)
+    train(model, word_tokenizer, make_examples(4), {name}, TrainConfig(micro_batch=4, grad_accum=1, epochs=1,
+          max_length=64, clip=1.0), softmask=mask, progress=False)
+    assert seen and seen[0] < 1e-8
+
+
+def test_train_update_target_scales_first_step_rows(word_tokenizer):
+    name = "model.layers.1.mlp.up_proj.weight"
+    cfg = TrainConfig(lr=1e-2, micro_batch=4, grad_accum=1, epochs=1, max_length=64, warmup_ratio=0.0)
+    deltas = []
+    for masked in (False, True):
+        model = tiny_llama(vocab=len(word_tokenizer))
+        imp = _importance(model.config, seed=2)
+        theta0 = model.get_parameter(name).detach().clone()
+        mask = SoftMask.build(model, {name}, imp, units=("up_proj",), target="update") if masked else None
+        train(model, word_tokenizer, make_examples(4), {name}, cfg, softmask=mask, progress=False)
+        deltas.append(model.get_parameter(name).detach() - theta0)
+    torch.testing.assert_close(deltas[1], deltas[0] * (1 - imp["intermediate"][1])[:, None], rtol=1e-4, atol=1e-7)
+
+
+def test_tied_embeddings_full_sft_roundtrip_and_coarse_freezing(word_tokenizer, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cofitune.methods import get_method
+    from cofitune.model import merge_trainable, save_trainable
+
+    def tied():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(LlamaConfig(vocab_size=len(word_tokenizer), hidden_size=32, intermediate_size=48,
+                                            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                                            tie_word_embeddings=True, pad_token_id=0, eos_token_id=2))
+
+    cfg = TrainConfig(lr=1e-2, micro_batch=4, grad_accum=1, epochs=1, max_length=64)
+    model = tied()
+    head0 = model.lm_head.weight.detach().clone()
+    names = get_method("coarse_only").from_params({"layers": "bottom2", "modules": "ffn"}).trainable(model)
+    train(model, word_tokenizer, make_examples(4), names, cfg, progress=False)
+    assert torch.equal(model.lm_head.weight, head0)
+    full = tied()
+    names = get_method("full_sft").from_params({}).trainable(full)
+    train(full, word_tokenizer, make_examples(4), names, cfg, progress=False)
+    save_trainable(full, names, tmp_path, {})
+    merged = merge_trainable(tied(), tmp_path)
+    assert merged.lm_head.weight.data_ptr() == merged.model.embed_tokens.weight.data_ptr()
+    assert torch.equal(merged.lm_head.weight, full.lm_head.weight)
+    for (n, p), (_, q) in zip(full.named_parameters(), merged.named_parameters()):
+        assert torch.equal(p, q), n

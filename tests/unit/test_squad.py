@@ -20,7 +20,7 @@ def test_normalize(text, expected):
     ("the Broncos", ["Denver Broncos"], 0.0, 100 * 2 * (1 * 1.0 * 0.5) / (1.0 + 0.5)),  # P=1, R=1/2
     ("Carolina Panthers won", ["Denver Broncos"], 0.0, 0.0),
     ("Santa Clara, California", ["Santa Clara", "Levi's Stadium"], 0.0, 100 * 0.8),  # P=2/3, R=1
-    ("", ["a"], 100.0, 100.0),  # both normalise to empty
+    ("", ["a"], 100.0, 0.0),  # both normalise to empty: EM 1, F1 0 (official v1.1 script)
 ])
 def test_score_golden(pred, refs, em, f1):
     got = score(pred, refs)

@@ -1,0 +1,123 @@
+"""The real DAG end to end (real Snakemake, real lm-eval, real generation) on a tiny random Llama.
+
+Marked ``slow``: `make test` runs it after the fast tier. The tiny model is random, so the values
+pinned here are the trainable fractions and parameter sets (exact) plus the determinism of a rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(ROOT / "config/test.yaml"), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def dag_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("dag")
+    snakemake(work)
+    return work
+
+
+def test_table_has_every_configured_row(dag_run):
+    df = pd.read_csv(dag_run / "results/tables/main.csv")
+    assert list(zip(df.method, df.variant)) == [
+        ("original", "base"), ("full_sft", "all"), ("coarse_only", "ffn-bottom2"),
+        ("cofitune", "ffn-bottom2-grad"), ("cofitune", "ffn-bottom2-update")]
+    for col in ("Spec", "Vers", "Uni", "mmlu", "arc_easy", "hellaswag", "piqa", "ifeval",
+                "aspect:knowledge", "aspect:reasoning", "aspect:instruction"):
+        assert df[col].between(0, 100).all(), col
+    assert ((df.Spec + df.Vers) / 2 - df.Uni).abs().max() < 1e-9
+    orig = df[df.method == "original"].iloc[0]
+    assert orig["Vers_rel_original_%"] == pytest.approx(100.0)
+    assert df[df.method == "full_sft"].iloc[0]["Spec_rel_full_sft_%"] == pytest.approx(100.0)
+
+
+def test_trainable_sets_and_fractions_are_exact(dag_run):
+    runs = dag_run / "results/runs/tiny-llama-8/squad"
+    # 8 layers: bottom2 = layers 2, 3; FFN = up_proj (128x64) + down_proj (64x128)
+    expected = {f"model.layers.{i}.mlp.{p}.weight" for i in (2, 3) for p in ("up_proj", "down_proj")}
+    for variant in ("coarse_only/ffn-bottom2", "cofitune/ffn-bottom2-grad", "cofitune/ffn-bottom2-update"):
+        index = json.loads((runs / variant / "checkpoint/trainable.json").read_text())
+        assert set(index["names"]) == expected
+        assert index["n_trainable"] == 4 * 128 * 64
+    full = json.loads((runs / "full_sft/all/checkpoint/trainable.json").read_text())
+    n_params = full["n_trainable"]
+    metrics = json.loads((runs / "cofitune/ffn-bottom2-update/metrics.json").read_text())
+    assert metrics["metrics"]["trainable_fraction"] == pytest.approx(4 * 128 * 64 / n_params)
+    assert not (runs / "original/base/checkpoint").exists()
+
+
+def test_metrics_carry_provenance(dag_run):
+    m = json.loads((dag_run / "results/runs/tiny-llama-8/squad/cofitune/ffn-bottom2-update/metrics.json").read_text())
+    meta = m["meta"]
+    assert meta["versions"]["torch"].startswith("2.13") and meta["versions"]["lm_eval"] == "0.4.13"
+    assert len(meta["config_sha256"]) == 64 and meta["checkpoint_sha256"]
+    assert meta["git"]["sha"] is None or len(meta["git"]["sha"]) == 40
+    assert meta["wall_s"] > 0 and meta["peak_rss_mb"] > 0 and meta["generation"]["tokens_per_s"] > 0
+    assert meta["train"]["tokens_per_s"] > 0 and meta["train"]["steps"] == 2
+    assert m["metrics"]["suites"]["ifeval"]["n"] == 3 and m["metrics"]["suites"]["mmlu"]["n"] == 6
+
+
+def test_grad_and_update_targets_train_differently(dag_run):
+    from safetensors.torch import load_file
+
+    runs = dag_run / "results/runs/tiny-llama-8/squad/cofitune"
+    grad = load_file(str(runs / "ffn-bottom2-grad/checkpoint/trainable.safetensors"))
+    update = load_file(str(runs / "ffn-bottom2-update/checkpoint/trainable.safetensors"))
+    assert any(not (grad[k] == update[k]).all() for k in grad)
+
+
+def test_rerun_is_a_no_op_and_results_are_deterministic(dag_run, tmp_path):
+    proc = snakemake(dag_run, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    # a second, independent run reproduces the table exactly
+    snakemake(tmp_path)
+    a = pd.read_csv(dag_run / "results/tables/main.csv").drop(columns=["source"])
+    b = pd.read_csv(tmp_path / "results/tables/main.csv").drop(columns=["source"])
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_unknown_config_key_fails_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "config/test.yaml").read_text().replace("seed: 1234", "seed: 1234\nsede: 1"))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                           str(tmp_path), "--configfile", str(bad), "--cores", "1"], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode != 0
+    assert "'sede' was unexpected" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_bad_input_exits_nonzero_with_place_and_no_output(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text('{"context": "c", "question": "q", "answers": ["a"]}\n{"context": "c"}\n')
+    sheet = tmp_path / "tasks.yaml"
+    sheet.write_text(f"t:\n  loader: squad\n  train: {raw}\n  test: {raw}\n  instruction: i\n  evaluator: squad\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "cofitune", "prepare-data", "--sheet", str(sheet), "--task", "t",
+                           "--n-train", "1", "--n-test", "1", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{raw}:2: missing field 'question'" in proc.stderr
+    assert not out.exists()
+    shutil.rmtree(tmp_path)
