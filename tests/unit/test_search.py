@@ -1,0 +1,66 @@
+"""Tree search: children per level and order; selection on hand-made score tables."""
+
+import pytest
+
+from cofitune.search import ROOT, Node, all_nodes, children, select
+
+
+def test_range_first_tree():
+    assert children(ROOT, 1) == [Node("bottom-plus", "mha+ffn"), Node("middle-plus", "mha+ffn"),
+                                 Node("top-plus", "mha+ffn")]
+    assert children(Node("bottom-plus", "mha+ffn"), 2) == [Node("bottom1", "mha+ffn"), Node("bottom2", "mha+ffn")]
+    assert children(Node("middle-plus", "mha+ffn"), 2) == [Node("bottom2", "mha+ffn"), Node("middle", "mha+ffn")]
+    assert children(Node("bottom2", "mha+ffn"), 3) == [Node("bottom2", "mha"), Node("bottom2", "ffn"),
+                                                       Node("bottom2", "mha+ffn")]
+
+
+def test_module_first_tree():
+    assert [n.modules for n in children(ROOT, 1, "module-first")] == ["mha", "ffn", "mha+ffn"]
+    assert children(Node("all", "ffn"), 2, "module-first")[0] == Node("bottom-plus", "ffn")
+    assert [n.layers for n in children(Node("top-plus", "ffn"), 3, "module-first")] == ["middle", "top"]
+
+
+def test_grid_is_8_by_3():
+    grid = all_nodes()
+    assert len(grid) == 24 and len(set(grid)) == 24
+
+
+def _table(rows):
+    return [{"node": Node(r, "ffn"), "spec": s, "vers": v, "uni": (s + v) / 2} for r, s, v in rows]
+
+
+def test_select_uni():
+    table = _table([("bottom1", 50, 40), ("bottom2", 60, 45), ("middle", 70, 20)])
+    assert select(table)["node"] == Node("bottom2", "ffn")
+
+
+def test_select_tie_goes_to_first():
+    table = _table([("bottom1", 50, 50), ("bottom2", 60, 40)])
+    assert select(table)["node"] == Node("bottom1", "ffn")
+
+
+def test_select_spec_at_vers():
+    table = _table([("bottom1", 50, 48), ("bottom2", 70, 44), ("middle", 90, 30)])
+    chosen = select(table, "spec_at_vers", vers_ref=50.0, min_vers_pct=85)  # vers >= 42.5
+    assert chosen["node"] == Node("bottom2", "ffn")
+
+
+def test_select_rejects_every_child():
+    table = _table([("bottom1", 50, 30), ("bottom2", 70, 20)])
+    assert select(table, "spec_at_vers", vers_ref=50.0, min_vers_pct=95) is None
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"criterion": "best"}, "criterion"),
+    ({"criterion": "spec_at_vers"}, "needs vers_ref"),
+])
+def test_select_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        select(_table([("bottom1", 1, 1)]), **kwargs)
+
+
+def test_bad_level_or_order():
+    with pytest.raises(ValueError, match="level"):
+        children(ROOT, 4)
+    with pytest.raises(ValueError, match="order"):
+        children(ROOT, 1, "depth-first")
