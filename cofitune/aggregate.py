@@ -64,6 +64,11 @@ def _row(path: str | Path) -> dict:
     return row
 
 
+def _pct(value: float, reference: float) -> float | None:
+    """``100 * value / reference``; None (an empty cell) when the reference is 0."""
+    return None if reference == 0 else 100.0 * value / reference
+
+
 def build_table(paths: list[str | Path]) -> pd.DataFrame:
     rows = [_row(p) for p in paths]
     df = pd.DataFrame(rows)
@@ -71,15 +76,20 @@ def build_table(paths: list[str | Path]) -> pd.DataFrame:
                 "dSpec_vs_original", "dSpec_ci95"):
         df[col] = None
     for (model, task), group in df.groupby(["model", "task"]):
-        ref = {meth: group[group.method == meth].iloc[0] for meth in ("original", "full_sft")
-               if (group.method == meth).any()}
+        ref = {}
+        for meth in ("original", "full_sft"):
+            rows = group[group.method == meth]
+            if len(rows) > 1:  # which one would be the reference is ambiguous: refuse to guess
+                raise ValueError(f"{model}/{task}: {len(rows)} '{meth}' rows; relative columns need exactly one")
+            if len(rows) == 1:
+                ref[meth] = rows.iloc[0]
         for i in group.index:
             m = df.at[i, "_m"]["metrics"]
             if "full_sft" in ref:
-                df.at[i, "Spec_rel_full_sft_%"] = 100 * df.at[i, "Spec"] / ref["full_sft"]["Spec"]
+                df.at[i, "Spec_rel_full_sft_%"] = _pct(df.at[i, "Spec"], ref["full_sft"]["Spec"])
             if "original" in ref:
                 o = ref["original"]["_m"]["metrics"]
-                df.at[i, "Vers_rel_original_%"] = 100 * df.at[i, "Vers"] / o["vers"]
+                df.at[i, "Vers_rel_original_%"] = _pct(df.at[i, "Vers"], o["vers"])
                 df.at[i, "dVers_vs_original"] = m["vers"] - o["vers"]
                 df.at[i, "dVers_ci95"] = "[{:+.1f}, {:+.1f}]".format(
                     *paired_vers_delta_ci(m["suites"], o["suites"], m["aspects_tasks"]))
@@ -94,7 +104,7 @@ def build_table(paths: list[str | Path]) -> pd.DataFrame:
 
 def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path) -> pd.DataFrame:
     df = build_table(paths)
-    atomic_write_text(csv, df.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(csv, df.to_csv(index=False, float_format="%.6f"))
     shown = df.drop(columns=["source"])
     atomic_write_text(md, "# cofitune: comparison table\n\n" + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
     return df
