@@ -14,6 +14,7 @@ include: "rules/model.smk"
 include: "rules/data.smk"
 include: "rules/importance.smk"
 include: "rules/train.smk"
+include: "rules/search.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 
@@ -21,4 +22,11 @@ include: "rules/aggregate.smk"
 rule all:
     input:
         rules.aggregate_results.output,
+        search_targets(),
     default_target: True
+
+
+rule search:
+    """`snakemake search`: only the tree search (trials, level files, chosen.json)."""
+    input:
+        expand("results/search/{model}/{task}/chosen.json", model=config["models"], task=config["tasks"]),

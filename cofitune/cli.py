@@ -60,9 +60,15 @@ def cmd_importance(a) -> None:
 
 
 def cmd_train(a) -> None:
-    from cofitune.runner import train_run
+    from cofitune.io import read_json
+    from cofitune.runner import combine_run, train_run
 
-    train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out)
+    if read_json(a.run_config)["trains"]:
+        train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out, region=a.region)
+    elif a.sources:
+        combine_run(a.run_config, a.model_dir, a.sources, a.out)
+    else:
+        raise ValueError(f"{a.run_config}: method neither trains nor combines source checkpoints")
 
 
 def cmd_evaluate(a) -> None:
@@ -76,6 +82,39 @@ def cmd_prepare_nltk(a) -> None:
     from evaluators.versatility import ensure_punkt
 
     log.info("Punkt model (trained locally, offline) -> %s", ensure_punkt(Path(a.out)))
+
+
+def cmd_search_level(a) -> None:
+    from cofitune.io import read_json, write_json
+    from cofitune.search import ROOT, Node, decide_level, node_from_variant
+
+    parent = ROOT if a.parent is None else Node(*reversed(a.parent.split("@")))
+    trials = {}
+    for path in a.trials:
+        m = read_json(path)
+        trials[node_from_variant(m["run"]["variant"])] = m
+    record = decide_level(a.level, parent, trials, read_json(a.original), criterion=a.criterion,
+                          min_vers_pct=a.min_vers_pct, order=a.order)
+    write_json(a.out, record)
+    log.info("level %d: %s -> %s", a.level, [v["node"] for v in record["visited"]], record["chosen"]["node"])
+
+
+def cmd_search_grid(a) -> None:
+    from cofitune.io import read_json, write_json
+    from cofitune.search import node_from_variant, node_scores, select
+
+    scores = []
+    for path in a.trials:
+        m = read_json(path)
+        scores.append({"node": node_from_variant(m["run"]["variant"]), **node_scores(m)})
+    best = select(scores, a.criterion, vers_ref=node_scores(read_json(a.original))["vers"],
+                  min_vers_pct=a.min_vers_pct)
+    if best is None:
+        raise ValueError(f"criterion {a.criterion} (min_vers_pct={a.min_vers_pct}) rejects every grid node")
+    visited = [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id} for s in scores]
+    write_json(a.out, {"mode": "exhaustive", "criterion": a.criterion, "visited": visited,
+                       "chosen": {"node": best["node"].id, "layers": best["node"].layers,
+                                  "modules": best["node"].modules}})
 
 
 def cmd_aggregate(a) -> None:
@@ -126,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-dir", required=True)
     s.add_argument("--data", required=True, help="normalised train.jsonl")
     s.add_argument("--importance", nargs="*", help="importance files, max-merged (explicit list)")
+    s.add_argument("--sources", nargs="*", help="source checkpoints of a post-hoc method (Wise-FT)")
+    s.add_argument("--region", default=None, help="tree search chosen.json (methods with from_search)")
     s.add_argument("--out", required=True, help="checkpoint folder")
     s.set_defaults(func=cmd_train)
 
@@ -144,6 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare-nltk", help="train NLTK's Punkt model offline (IFEval sentence splitting)")
     s.add_argument("--out", required=True, help="NLTK data folder")
     s.set_defaults(func=cmd_prepare_nltk)
+
+    for name, func, helptext in (("search-level", cmd_search_level, "decide one tree-search level"),
+                                 ("search-grid", cmd_search_grid, "select over the exhaustive grid")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--trials", nargs="+", required=True, help="metrics.json of the trial runs")
+        s.add_argument("--original", required=True, help="metrics.json of the original model")
+        s.add_argument("--criterion", choices=("uni", "spec_at_vers"), default="uni")
+        s.add_argument("--min-vers-pct", type=float, default=None, help="spec_at_vers: Vers >= x%% of original")
+        s.add_argument("--out", required=True)
+        s.set_defaults(func=func)
+        if name == "search-level":
+            s.add_argument("--level", type=int, required=True)
+            s.add_argument("--parent", default=None, help="previous level's chosen node id (modules@layers)")
+            s.add_argument("--order", choices=("range-first", "module-first"), default="range-first")
 
     s = sub.add_parser("aggregate", help="derive the comparison table from metrics files")
     s.add_argument("--metrics", nargs="+", required=True)

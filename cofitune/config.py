@@ -17,6 +17,9 @@ from cofitune.data import LOADERS
 from cofitune.io import sha256_text
 from cofitune.methods import get_method
 from cofitune.model import read_sheet
+from cofitune.search import node_from_variant
+
+SEARCH_TRIAL_METHOD = "coarse_only"  # tree-search nodes train their region without a mask
 from cofitune.trainer import config_from_dict
 
 TASK_KEYS = {"loader", "train", "test", "instruction", "evaluator", "max_input_chars", "max_new_tokens",
@@ -50,33 +53,79 @@ def check_config(config: dict, root: str | Path = ".") -> None:
             if name not in sheet:
                 raise ValueError(f"config key {key}: {name!r} is not in the sheet ({sorted(sheet)})")
     config_from_dict(config["train"], where="config key train")
+    runs = expand_runs(config["methods"])
     seen = set()
-    for i, run in enumerate(config["methods"]):
-        where = f"config key methods[{i}]"
-        cls = get_method(run["method"])
-        cls.from_params(run.get("params"), where=f"{where}.params")
+    for run in runs:
+        where = f"config key methods[{run['_index']}]"
+        method = get_method(run["method"]).from_params(run.get("params"), where=f"{where}.params")
+        config_from_dict({**config["train"], **run.get("train", {})}, where=f"{where}.train")
         ident = (run["method"], run["variant"])
         if ident in seen:
             raise ValueError(f"{where}: duplicate (method, variant) {ident}")
         seen.add(ident)
+    for run in runs:
+        method = get_method(run["method"]).from_params(run.get("params"))
+        for source in method.sources():
+            if tuple(source) not in seen:
+                raise ValueError(f"config key methods[{run['_index']}]: source run {'/'.join(source)} is not "
+                                 f"configured under methods")
+
+
+def expand_runs(methods: list[dict]) -> list[dict]:
+    """Expand ``sweep: {param: [v1, v2]}`` entries into one run per value (cartesian over params).
+
+    The variant becomes ``<variant>-<param><value>`` so every row records its setting.
+    """
+    runs = []
+    for i, run in enumerate(methods):
+        sweep = run.get("sweep") or {}
+        combos = [{}]
+        for key, values in sweep.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"config key methods[{i}].sweep.{key} must be a non-empty list")
+            combos = [{**c, key: v} for c in combos for v in values]
+        for combo in combos:
+            suffix = "".join(f"-{k}{v}" for k, v in combo.items())
+            runs.append({"method": run["method"], "variant": run["variant"] + suffix, "_index": i,
+                         "params": {**(run.get("params") or {}), **combo}, "train": run.get("train", {})})
+    return runs
 
 
 def run_entry(config: dict, method: str, variant: str) -> dict:
-    for run in config["methods"]:
+    """A configured run, or a tree-search trial (``coarse_only`` / ``node.<modules>.<layers>``)."""
+    node = node_from_variant(variant)
+    if node is not None and method == SEARCH_TRIAL_METHOD:
+        return {"method": method, "variant": variant, "params": {"layers": node.layers, "modules": node.modules}}
+    for run in expand_runs(config["methods"]):
         if run["method"] == method and run["variant"] == variant:
             return run
     raise KeyError(f"no run {method}/{variant} in config key methods")
+
+
+def reference_variant(config: dict, method: str) -> str:
+    """The variant of the single configured run of ``method`` (e.g. the ``original`` reference)."""
+    variants = [r["variant"] for r in expand_runs(config["methods"]) if r["method"] == method]
+    if len(variants) != 1:
+        raise ValueError(f"config key methods: need exactly one {method!r} run as reference, found {variants}")
+    return variants[0]
+
+
+def method_for(config: dict, method: str, variant: str):
+    """The configured method instance of a run."""
+    return get_method(method).from_params(run_entry(config, method, variant).get("params"))
 
 
 def run_config(config: dict, model: str, task: str, method: str, variant: str, root: str | Path = ".") -> dict:
     """Everything one run depends on, resolved (defaults filled), as written to ``run.json``."""
     run = run_entry(config, method, variant)
     task_spec = read_task_sheet(Path(root) / config["tasks_sheet"], root)[task]
-    cls = get_method(method)
+    instance = get_method(method).from_params(run.get("params"))
     resolved = {
         "model": model, "task": task, "method": method, "variant": variant,
-        "params": cls.from_params(run.get("params")).describe(),
-        "trains": cls.trains, "needs_importance": cls.needs_importance,
+        "params": instance.describe(),
+        "trains": instance.trains, "needs_importance": instance.needs_importance,
+        "sources": [list(s) for s in instance.sources()],
+        "from_search": bool(getattr(instance, "from_search", False)),
         "seed": config["seed"],
         "train": {**config["train"], **run.get("train", {}), "seed": config["seed"]},
         "speciality": {**config["evaluation"]["speciality"], "evaluator": task_spec["evaluator"],

@@ -127,15 +127,20 @@ CKPT_WEIGHTS = "trainable.safetensors"
 CKPT_INDEX = "trainable.json"
 
 
-def save_trainable(model: nn.Module, names: set[str], out_dir: str | Path, extra: dict) -> None:
-    """Save only the trained tensors (+ their names and shapes) for merging onto the base later."""
+def save_trainable(model: nn.Module, names: set[str], out_dir: str | Path, extra: dict,
+                   n_trainable: int | None = None) -> None:
+    """Save only the changed tensors (+ their names and shapes) for merging onto the base later.
+
+    ``n_trainable`` is the number of parameters actually trained when it differs from the saved
+    tensors (LoRA saves merged weights but trains adapters; Wise-FT trains nothing)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(model.named_parameters())
     tensors = {n: params[n].detach().contiguous() for n in sorted(names)}
     save_file(tensors, str(out_dir / CKPT_WEIGHTS))
-    index = {"names": {n: list(t.shape) for n, t in tensors.items()},
-             "n_trainable": sum(t.numel() for t in tensors.values()), **extra}
+    saved = sum(t.numel() for t in tensors.values())
+    index = {"names": {n: list(t.shape) for n, t in tensors.items()}, "n_saved": saved,
+             "n_trainable": saved if n_trainable is None else n_trainable, **extra}
     write_json(out_dir / CKPT_INDEX, index)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -14,8 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
-              importance: list[str | Path], out: str | Path) -> dict:
-    """Train the run described by ``run.json`` and save only its trainable tensors into ``out``."""
+              importance: list[str | Path], out: str | Path, region: str | Path | None = None) -> dict:
+    """Train the run described by ``run.json`` and save only its trainable tensors into ``out``.
+
+    ``region``: the tree search's ``chosen.json``, required by methods with ``from_search: true``.
+    """
     from cofitune.data import read_examples
     from cofitune.importance import load_importance
     from cofitune.methods import get_method
@@ -28,7 +32,15 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     if not method.trains:
         raise ValueError(f"{run_config}: method {cfg['method']!r} does not train")
     train_cfg = config_from_dict(cfg["train"], where=f"{run_config}: train")
+    if getattr(method, "from_search", False):
+        if region is None:
+            raise ValueError(f"{run_config}: from_search needs --region (the search's chosen.json)")
+        chosen = read_json(region)["chosen"]
+        method = dataclasses.replace(method, layers=chosen["layers"], modules=chosen["modules"])
+        cfg["params"] = method.describe()
+        log.info("region from %s: %s", region, chosen["node"])
     model, tok = load_base(model_dir)
+    model = method.prepare(model)
     names = method.trainable(model)
     mask = None
     if method.needs_importance:
@@ -41,7 +53,8 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     result = train(model, tok, read_examples(data), names, train_cfg, softmask=mask,
-                   log_path=tmp / "train_log.jsonl")
+                   regularizer=method.regularizer(model, names), log_path=tmp / "train_log.jsonl")
+    model, saved = method.finalize(model, names)
     summary = {k: v for k, v in vars(result).items() if k != "losses"}
     summary["trainable_fraction"] = result.n_trainable / result.n_params
     log.info("trained %d steps, %.0f tok/s, %d/%d params (%.2f%%), final loss %.4f", result.steps,
@@ -50,11 +63,36 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     extra = {"run": cfg, "train": summary, "train_config": describe(train_cfg),
              "importance": [str(p) for p in importance],
              "meta": collect(config_sha256=config_sha256(cfg))}
-    save_trainable(model, names, tmp, extra)
+    save_trainable(model, saved, tmp, extra, n_trainable=result.n_trainable)
+    _publish(tmp, out)
+    return extra
+
+
+def combine_run(run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:
+    """Post-hoc methods (Wise-FT): build weights from source checkpoints, save like a trained run."""
+    from cofitune.methods import get_method
+    from cofitune.model import load_base, save_trainable
+    from cofitune.provenance import collect
+
+    cfg = read_json(run_config)
+    method = get_method(cfg["method"]).from_params(cfg["params"], where=f"{run_config}: params")
+    model, _ = load_base(model_dir)
+    names = method.combine(model, [Path(s) for s in sources])
+    extra = {"run": cfg, "sources": [str(s) for s in sources], "train": None,
+             "meta": collect(config_sha256=config_sha256(cfg))}
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_trainable(model, names, tmp, extra, n_trainable=0)
+    _publish(tmp, out)
+    return extra
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move a finished checkpoint folder into place (no half-written checkpoint is ever visible)."""
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    return extra
 
 
 def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk_dir, *,

@@ -87,3 +87,52 @@ def select(scores: list[dict], criterion: str = "uni", *, vers_ref: float | None
         if best is None or entry[key] > best[key]:
             best = entry
     return best
+
+
+# ---- DAG glue: node <-> run variant, and one tree level's decision file --------------------------
+
+NODE_PREFIX = "node."
+
+
+def node_variant(node: Node) -> str:
+    """Run variant of a search trial, e.g. ``node.ffn.bottom2``."""
+    return f"{NODE_PREFIX}{node.modules}.{node.layers}"
+
+
+def node_from_variant(variant: str) -> Node | None:
+    """Inverse of :func:`node_variant`; None for ordinary variants."""
+    if not variant.startswith(NODE_PREFIX):
+        return None
+    modules, _, layers = variant[len(NODE_PREFIX):].partition(".")
+    if modules not in MODULES or layers not in LAYER_RANGES:
+        raise ValueError(f"search trial variant {variant!r} names no node (modules.layers)")
+    return Node(layers, modules)
+
+
+def node_scores(metrics: dict) -> dict:
+    """Spec / Vers / Uni of one evaluated trial (a ``metrics.json`` mapping)."""
+    m = metrics["metrics"]
+    return {"spec": m["spec"], "vers": m["vers"], "uni": (m["spec"] + m["vers"]) / 2}
+
+
+def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: dict, *, criterion: str,
+                 min_vers_pct: float | None, order: str) -> dict:
+    """The decision record of one tree level: every visited node's scores and the chosen child.
+
+    When the criterion rejects every child the parent is kept (``chosen`` = parent, ``stopped`` true),
+    so the search never silently picks a node that violates the constraint.
+    """
+    expected = children(parent, level, order)
+    if set(trials) != set(expected):
+        raise ValueError(f"level {level}: got trials {sorted(n.id for n in trials)}, expected "
+                         f"{[n.id for n in expected]}")
+    scores = [{"node": n, **node_scores(trials[n])} for n in expected]
+    best = select(scores, criterion, vers_ref=node_scores(original)["vers"], min_vers_pct=min_vers_pct)
+    chosen = best["node"] if best else parent
+    return {
+        "level": level, "parent": parent.id, "criterion": criterion, "min_vers_pct": min_vers_pct,
+        "order": order, "stopped": best is None,
+        "visited": [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id,
+                     "layers": s["node"].layers, "modules": s["node"].modules} for s in scores],
+        "chosen": {"node": chosen.id, "layers": chosen.layers, "modules": chosen.modules},
+    }

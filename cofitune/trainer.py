@@ -117,13 +117,15 @@ class TrainResult:
 
 
 def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: TrainConfig, *,
-          softmask: SoftMask | None = None, log_path: str | Path | None = None,
+          softmask: SoftMask | None = None, regularizer=None, log_path: str | Path | None = None,
           progress: bool = True) -> TrainResult:
     """Train exactly ``names`` of ``model`` in place on ``examples``.
 
     Args:
         names: trainable parameter names; every other parameter is frozen and stays bit-identical.
         softmask: optional row mask applied to gradients (before clip) or to updates (after step).
+        regularizer: optional callable returning a penalty (e.g. L2 to the initial weights) whose
+            gradient is added once per optimiser step, before masking and clipping.
         log_path: JSONL file receiving one line per optimiser step.
     """
     torch.manual_seed(cfg.seed)
@@ -170,6 +172,10 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
                 loss.backward()
                 step_loss += loss.item()
                 tokens += int(b["attention_mask"].sum())
+            if regularizer is not None:
+                penalty = regularizer()
+                penalty.backward()
+                step_loss += penalty.item()
             if softmask is not None:
                 softmask.mask_grads(model)  # before clipping: the release clipped first (defect 6.7)
             if cfg.clip is not None:

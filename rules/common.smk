@@ -1,6 +1,6 @@
 import os
 
-from cofitune.config import check_config, run_config
+from cofitune.config import check_config, expand_runs, method_for, run_config
 from cofitune.methods import get_method, method_names
 
 # No network at run time: every stage reads local files only.
@@ -19,6 +19,7 @@ RUN = f"results/runs/{RUN_ID}"
 
 wildcard_constraints:
     model="[A-Za-z0-9_.-]+",
+    level="[123]",
     task="[A-Za-z0-9_.-]+",
     method="|".join(method_names()),
     variant="[A-Za-z0-9_.+-]+",
@@ -30,12 +31,33 @@ def all_runs():
         dict(model=m, task=t, method=r["method"], variant=r["variant"])
         for m in config["models"]
         for t in config["tasks"]
-        for r in config["methods"]
+        for r in expand_runs(config["methods"])
     ]
 
 
-def trains(w):
-    return get_method(w.method).trains
+def has_checkpoint(w):
+    """Trained runs and post-hoc combinations (Wise-FT) have a checkpoint; `original` does not."""
+    method = method_for(config, w.method, w.variant)
+    return method.trains or bool(method.sources())
+
+
+def source_inputs(w):
+    """Checkpoints a post-hoc method combines (explicit list, read from the method)."""
+    sources = method_for(config, w.method, w.variant).sources()
+    return [f"results/runs/{w.model}/{w.task}/{m}/{v}/checkpoint" for m, v in sources]
+
+
+def search_targets():
+    if not config["search"]["enabled"]:
+        return []
+    return expand("results/search/{model}/{task}/chosen.json", model=config["models"], task=config["tasks"])
+
+
+def region_input(w):
+    """The search's chosen region, for runs configured with from_search: true."""
+    if getattr(method_for(config, w.method, w.variant), "from_search", False):
+        return [f"results/search/{w.model}/{w.task}/chosen.json"]
+    return []
 
 
 def importance_inputs(w):
@@ -45,4 +67,4 @@ def importance_inputs(w):
 
 
 def checkpoint_input(w):
-    return {"ckpt": f"{RUN}/checkpoint".format(**w)} if trains(w) else {}
+    return {"ckpt": f"{RUN}/checkpoint".format(**w)} if has_checkpoint(w) else {}

@@ -15,8 +15,12 @@ rule train:
         model=rules.prepare_model.output.folder,
         data=rules.prepare_data.output.train,
         importance=importance_inputs,
+        sources=source_inputs,
+        region=region_input,
     output:
         ckpt=directory(f"{RUN}/checkpoint"),
+    params:
+        region=lambda w, input: f"--region {input.region}" if input.region else "",
     threads: workflow.cores
     log:
         f"logs/train/{RUN_ID}.log",
@@ -24,4 +28,5 @@ rule train:
         f"benchmarks/rules/train/{RUN_ID}.tsv"
     shell:
         "COFITUNE_THREADS={threads} {PY} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
-        "--importance {input.importance} --out {output.ckpt} > {log} 2>&1"
+        "--importance {input.importance} --sources {input.sources} "
+        "{params.region} --out {output.ckpt} > {log} 2>&1"

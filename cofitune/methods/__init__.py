@@ -32,6 +32,28 @@ class Method:
     def softmask(self, model: nn.Module, names: set[str], importance) -> SoftMask | None:
         return None
 
+    # ---- optional hooks (defaults: plain SFT of ``trainable``) ----------------------------------
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Wrap or modify the model before training (e.g. add LoRA adapters)."""
+        return model
+
+    def regularizer(self, model: nn.Module, names: set[str]):
+        """A callable returning a penalty added once per optimiser step, or None."""
+        return None
+
+    def finalize(self, model: nn.Module, names: set[str]) -> tuple[nn.Module, set[str]]:
+        """After training: the model to save and the names of the tensors that changed."""
+        return model, names
+
+    def sources(self) -> list[tuple[str, str]]:
+        """(method, variant) runs whose checkpoints a post-hoc method combines (e.g. Wise-FT)."""
+        return []
+
+    def combine(self, model: nn.Module, checkpoints: list) -> set[str]:
+        """Post-hoc methods (``trains = False`` with sources): build the weights in place and return
+        the names of the tensors written."""
+        raise NotImplementedError
+
     @classmethod
     def from_params(cls, params: dict[str, Any] | None, where: str = "params") -> Method:
         """Build from a config mapping; unknown keys raise ``ValueError`` naming ``where.key``."""

@@ -11,6 +11,7 @@ from cofitune.selection import check_range_name, module_names, trainable_names
 class CoarseOnly(Method):
     layers: str = "bottom2"
     modules: str | tuple[str, ...] = "ffn"
+    from_search: bool = False  # true: layers/modules come from the tree search's chosen.json
 
     def __post_init__(self):
         module_names(self.modules)  # fail at config time on an unknown module name

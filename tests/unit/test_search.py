@@ -64,3 +64,45 @@ def test_bad_level_or_order():
         children(ROOT, 4)
     with pytest.raises(ValueError, match="order"):
         children(ROOT, 1, "depth-first")
+
+
+def test_node_variant_roundtrip():
+    from cofitune.search import node_from_variant, node_variant
+
+    for node in all_nodes():
+        assert node_from_variant(node_variant(node)) == node
+    assert node_from_variant("ffn-bottom2") is None
+    with pytest.raises(ValueError, match="names no node"):
+        node_from_variant("node.ffn.bottom9")
+
+
+def _m(spec, vers):
+    return {"metrics": {"spec": spec, "vers": vers}}
+
+
+def test_decide_level_records_every_node_and_the_choice():
+    from cofitune.search import decide_level
+
+    kids = children(ROOT, 1)
+    trials = dict(zip(kids, [_m(50, 40), _m(60, 42), _m(70, 20)]))
+    rec = decide_level(1, ROOT, trials, _m(5, 45), criterion="uni", min_vers_pct=None, order="range-first")
+    assert [v["node"] for v in rec["visited"]] == [n.id for n in kids]
+    assert rec["chosen"] == {"node": "mha+ffn@middle-plus", "layers": "middle-plus", "modules": "mha+ffn"}
+    assert not rec["stopped"]
+
+
+def test_decide_level_keeps_parent_when_every_child_is_rejected():
+    from cofitune.search import decide_level
+
+    parent = Node("bottom2", "mha+ffn")
+    trials = {n: _m(80, 10) for n in children(parent, 3)}
+    rec = decide_level(3, parent, trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90, order="range-first")
+    assert rec["stopped"] and rec["chosen"]["node"] == parent.id
+
+
+def test_decide_level_rejects_wrong_trial_set():
+    from cofitune.search import decide_level
+
+    with pytest.raises(ValueError, match="expected"):
+        decide_level(1, ROOT, {Node("top", "ffn"): _m(1, 1)}, _m(1, 1), criterion="uni", min_vers_pct=None,
+                     order="range-first")

@@ -1,0 +1,68 @@
+# Coarse tree search (method.md section 2). Trials are coarse_only runs named node.<modules>.<layers>;
+# they reuse the train/evaluate rules and share the model's `original` evaluation.
+import json
+
+from cofitune.config import SEARCH_TRIAL_METHOD, reference_variant
+from cofitune.search import ROOT as TREE_ROOT, Node, all_nodes, children, node_variant
+
+SEARCH = config["search"]
+
+
+def trial_metrics(w, nodes):
+    return [f"results/runs/{w.model}/{w.task}/{SEARCH_TRIAL_METHOD}/{node_variant(n)}/metrics.json" for n in nodes]
+
+
+def original_metrics(w):
+    return f"results/runs/{w.model}/{w.task}/original/{reference_variant(config, 'original')}/metrics.json"
+
+
+def level_parent(w):
+    """Level k descends from level k-1's choice, read through the checkpoint (re-evaluates the DAG)."""
+    level = int(w.level)
+    if level == 1:
+        return TREE_ROOT
+    previous = checkpoints.search_level.get(model=w.model, task=w.task, level=str(level - 1)).output[0]
+    chosen = json.loads(Path(previous).read_text())["chosen"]
+    return Node(chosen["layers"], chosen["modules"])
+
+
+checkpoint search_level:
+    input:
+        trials=lambda w: trial_metrics(w, children(level_parent(w), int(w.level), SEARCH["order"])),
+        original=original_metrics,
+    output:
+        "results/search/{model}/{task}/level{level}.json",
+    params:
+        parent=lambda w: "" if int(w.level) == 1 else f"--parent {level_parent(w).id}",
+        min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
+    log:
+        "logs/search_level/{model}/{task}/level{level}.log",
+    shell:
+        "COFITUNE_THREADS={threads} {PY} search-level --level {wildcards.level} {params.parent} "
+        "--trials {input.trials} --original {input.original} --criterion {SEARCH[criterion]} "
+        "{params.min_vers} --order {SEARCH[order]} --out {output} > {log} 2>&1"
+
+
+rule search_grid:
+    input:
+        trials=lambda w: trial_metrics(w, all_nodes()),
+        original=original_metrics,
+    output:
+        "results/search/{model}/{task}/grid.json",
+    params:
+        min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
+    log:
+        "logs/search_grid/{model}/{task}.log",
+    shell:
+        "COFITUNE_THREADS={threads} {PY} search-grid --trials {input.trials} --original {input.original} "
+        "--criterion {SEARCH[criterion]} {params.min_vers} --out {output} > {log} 2>&1"
+
+
+rule choose_region:
+    input:
+        lambda w: (f"results/search/{w.model}/{w.task}/grid.json" if SEARCH["mode"] == "exhaustive"
+                   else f"results/search/{w.model}/{w.task}/level3.json"),
+    output:
+        "results/search/{model}/{task}/chosen.json",
+    shell:
+        "cp {input} {output}"
