@@ -62,7 +62,7 @@ def test_check_config_errors(config, edit, match):
 def test_run_config_resolves_defaults(config):
     rc = run_config(config, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
     assert rc["params"] == {"layers": "bottom2", "modules": "ffn", "mask_units": ["up_proj", "down_proj"],
-                            "target": "update", "layout": "rows"}
+                            "target": "update", "layout": "rows", "from_search": False}
     assert rc["needs_importance"] and rc["trains"]
     assert rc["speciality"]["max_new_tokens"] == 24  # from the task sheet
     assert rc["train"]["seed"] == config["seed"]
