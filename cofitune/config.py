@@ -15,7 +15,7 @@ import yaml
 
 from cofitune.data import LOADERS
 from cofitune.io import sha256_text
-from cofitune.methods import get_method
+from cofitune.methods import get_method, load_plugins
 from cofitune.model import read_sheet
 from cofitune.search import node_from_variant
 
@@ -46,6 +46,7 @@ def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
 
 def check_config(config: dict, root: str | Path = ".") -> None:
     """Raise ``ValueError`` naming the config key for anything the schema cannot check."""
+    load_plugins(plugin_paths(config, root))
     models = read_sheet(Path(root) / config["models_sheet"])
     tasks = read_task_sheet(Path(root) / config["tasks_sheet"], root)
     for key, names, sheet in (("models", config["models"], models), ("tasks", config["tasks"], tasks)):
@@ -69,6 +70,10 @@ def check_config(config: dict, root: str | Path = ".") -> None:
             if tuple(source) not in seen:
                 raise ValueError(f"config key methods[{run['_index']}]: source run {'/'.join(source)} is not "
                                  f"configured under methods")
+
+
+def plugin_paths(config: dict, root: str | Path = ".") -> list[str]:
+    return [str((Path(root) / p).resolve()) for p in config.get("method_plugins", [])]
 
 
 def expand_runs(methods: list[dict]) -> list[dict]:
@@ -127,6 +132,7 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
         "sources": [list(s) for s in instance.sources()],
         "from_search": bool(getattr(instance, "from_search", False)),
         "seed": config["seed"],
+        "plugins": plugin_paths(config, root),
         "train": {**config["train"], **run.get("train", {}), "seed": config["seed"]},
         "speciality": {**config["evaluation"]["speciality"], "evaluator": task_spec["evaluator"],
                        "max_new_tokens": task_spec.get("max_new_tokens",

@@ -22,12 +22,13 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     """
     from cofitune.data import read_examples
     from cofitune.importance import load_importance
-    from cofitune.methods import get_method
+    from cofitune.methods import get_method, load_plugins
     from cofitune.model import load_base, save_trainable
     from cofitune.provenance import collect
     from cofitune.trainer import config_from_dict, describe, train
 
     cfg = read_json(run_config)
+    load_plugins(cfg.get("plugins", []))
     method = get_method(cfg["method"]).from_params(cfg["params"], where=f"{run_config}: params")
     if not method.trains:
         raise ValueError(f"{run_config}: method {cfg['method']!r} does not train")
@@ -70,11 +71,12 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
 
 def combine_run(run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:
     """Post-hoc methods (Wise-FT): build weights from source checkpoints, save like a trained run."""
-    from cofitune.methods import get_method
+    from cofitune.methods import get_method, load_plugins
     from cofitune.model import load_base, save_trainable
     from cofitune.provenance import collect
 
     cfg = read_json(run_config)
+    load_plugins(cfg.get("plugins", []))
     method = get_method(cfg["method"]).from_params(cfg["params"], where=f"{run_config}: params")
     model, _ = load_base(model_dir)
     names = method.combine(model, [Path(s) for s in sources])

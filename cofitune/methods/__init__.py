@@ -87,6 +87,21 @@ def register(name: str):
     return wrap
 
 
+def load_plugins(paths: list[str]) -> None:
+    """Import method files that live outside this package (config key ``method_plugins``)."""
+    import importlib.util
+    from pathlib import Path
+
+    _discover()
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"method plugin not found: {path}")
+        spec = importlib.util.spec_from_file_location(f"cofitune_plugin_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
 def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")

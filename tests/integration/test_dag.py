@@ -38,11 +38,17 @@ def dag_run(tmp_path_factory):
     return work
 
 
+ROWS = [("original", "base"), ("full_sft", "all"), ("coarse_only", "ffn-bottom2"),
+        ("cofitune", "ffn-bottom2-grad"), ("cofitune", "ffn-bottom2-update"), ("cofitune", "searched"),
+        ("l2", "to-init"), ("lora", "r4"), ("v_softmask", "grad"), ("wise_ft", "full-alpha0.5")]
+
+
 def test_table_has_every_configured_row(dag_run):
     df = pd.read_csv(dag_run / "results/tables/main.csv")
-    assert list(zip(df.method, df.variant)) == [
-        ("original", "base"), ("full_sft", "all"), ("coarse_only", "ffn-bottom2"),
-        ("cofitune", "ffn-bottom2-grad"), ("cofitune", "ffn-bottom2-update")]
+    for model in ("tiny-llama-8", "tiny-llama-12"):  # the multi-scale path: both depths, every row
+        sub = df[df.model == model]
+        assert list(zip(sub.method, sub.variant)) == ROWS, model
+    df = df[df.model == "tiny-llama-8"]
     for col in ("Spec", "Vers", "Uni", "mmlu", "arc_easy", "hellaswag", "piqa", "ifeval",
                 "aspect:knowledge", "aspect:reasoning", "aspect:instruction"):
         assert df[col].between(0, 100).all(), col
@@ -64,7 +70,8 @@ GOLDEN = {
 
 
 def test_pinned_values(dag_run):
-    df = pd.read_csv(dag_run / "results/tables/main.csv").set_index(["method", "variant"])
+    df = pd.read_csv(dag_run / "results/tables/main.csv")
+    df = df[df.model == "tiny-llama-8"].set_index(["method", "variant"])
     for row, values in GOLDEN.items():
         for col, value in values.items():
             assert df.at[row, col] == pytest.approx(value, abs=1e-5), (row, col)
@@ -106,14 +113,42 @@ def test_grad_and_update_targets_train_differently(dag_run):
     assert any(not (grad[k] == update[k]).all() for k in grad)
 
 
-def test_rerun_is_a_no_op_and_results_are_deterministic(dag_run, tmp_path):
+def test_rerun_is_a_no_op_and_a_deleted_run_is_reproduced_exactly(dag_run):
     proc = snakemake(dag_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    # a second, independent run reproduces the table exactly
-    snakemake(tmp_path)
-    a = pd.read_csv(dag_run / "results/tables/main.csv").drop(columns=["source"])
-    b = pd.read_csv(tmp_path / "results/tables/main.csv").drop(columns=["source"])
-    pd.testing.assert_frame_equal(a, b)
+    run = dag_run / "results/runs/tiny-llama-8/squad/cofitune/ffn-bottom2-update"
+    before = json.loads((run / "metrics.json").read_text())["metrics"]
+    weights = (run / "checkpoint/trainable.safetensors").read_bytes()
+    shutil.rmtree(run / "checkpoint")
+    (run / "metrics.json").unlink()
+    proc = snakemake(dag_run)
+    assert "train" in proc.stderr and "search_level" not in proc.stderr  # only the missing run reran
+    assert (run / "checkpoint/trainable.safetensors").read_bytes() == weights
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == before
+
+
+def test_tree_search_levels_and_searched_run(dag_run):
+    for model, n_layers in (("tiny-llama-8", 8), ("tiny-llama-12", 12)):
+        base = dag_run / "results/search" / model / "squad"
+        levels = [json.loads((base / f"level{k}.json").read_text()) for k in (1, 2, 3)]
+        assert [len(lv["visited"]) for lv in levels] == [3, 2, 3]  # <= 10 nodes visited
+        assert levels[0]["parent"] == "mha+ffn@all"
+        assert levels[1]["parent"] == levels[0]["chosen"]["node"]
+        assert levels[2]["parent"] == levels[1]["chosen"]["node"]
+        assert {v["modules"] for v in levels[2]["visited"]} == {"mha", "ffn", "mha+ffn"}
+        for lv in levels:  # the choice is the max-Uni visited node (first on ties)
+            best = max(lv["visited"], key=lambda v: v["uni"])
+            assert lv["chosen"]["node"] == best["node"] or lv["chosen"]["node"] == lv["parent"]
+        chosen = json.loads((base / "chosen.json").read_text())["chosen"]
+        assert chosen == levels[2]["chosen"]
+        index = json.loads((dag_run / "results/runs" / model / "squad/cofitune/searched/checkpoint/trainable.json")
+                           .read_text())
+        from cofitune.selection import layer_range, module_names
+
+        layers = set(layer_range(chosen["layers"], n_layers))
+        mods = set(module_names(chosen["modules"]))
+        assert index["names"] and all(int(n.split(".")[2]) in layers and n.split(".")[4] in mods
+                                      for n in index["names"])
 
 
 def test_unknown_config_key_fails_before_any_job(tmp_path):
@@ -140,3 +175,32 @@ def test_cli_bad_input_exits_nonzero_with_place_and_no_output(tmp_path):
     assert f"{raw}:2: missing field 'question'" in proc.stderr
     assert not out.exists()
     shutil.rmtree(tmp_path)
+
+
+THROWAWAY = '''
+from dataclasses import dataclass
+
+from cofitune.methods import Method, register
+
+
+@register("attn_only")
+@dataclass(frozen=True)
+class AttnOnly(Method):
+    """Throwaway method: train every q/k/v/o projection."""
+
+    def trainable(self, model):
+        return {n for n, _ in model.named_parameters() if ".self_attn." in n}
+'''
+
+
+def test_a_new_method_is_one_file(tmp_path):
+    plugin = tmp_path / "attn_only.py"
+    plugin.write_text(THROWAWAY)
+    work = tmp_path / "work"
+    snakemake(work, "--config", f"method_plugins=['{plugin}']", "models=['tiny-llama-8']",
+              "search={'enabled': False}",
+              "methods=[{'method': 'original', 'variant': 'base'}, {'method': 'attn_only', 'variant': 'all'}]")
+    df = pd.read_csv(work / "results/tables/main.csv")
+    assert list(zip(df.method, df.variant)) == [("original", "base"), ("attn_only", "all")]
+    index = json.loads((work / "results/runs/tiny-llama-8/squad/attn_only/all/checkpoint/trainable.json").read_text())
+    assert len(index["names"]) == 8 * 4 and all(".self_attn." in n for n in index["names"])
