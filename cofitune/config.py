@@ -23,7 +23,7 @@ SEARCH_TRIAL_METHOD = "coarse_only"  # tree-search nodes train their region with
 from cofitune.trainer import config_from_dict
 
 TASK_KEYS = {"loader", "train", "test", "instruction", "evaluator", "max_input_chars", "max_new_tokens",
-             "description", "licence"}
+             "description", "licence", "n_train", "n_test"}  # n_train/n_test override config key data
 
 
 def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
@@ -42,6 +42,11 @@ def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
         for split in ("train", "test"):
             spec[split] = str(Path(root) / spec[split])
     return sheet
+
+
+def task_size(config: dict, task_spec: dict, key: str) -> int:
+    """Examples sampled for ``key`` (n_train or n_test): the task sheet's value, else ``data.<key>``."""
+    return task_spec.get(key) or config["data"][key]
 
 
 def check_config(config: dict, root: str | Path = ".") -> None:

@@ -36,6 +36,10 @@ TASKS: dict[str, str] = {
     "hellaswag": "cofitune_hellaswag",
     "piqa": "cofitune_piqa",
     "ifeval": "cofitune_ifeval",
+    "cmmlu": "cofitune_cmmlu",
+    "ceval": "cofitune_ceval",
+    "logiqa_zh": "cofitune_logiqa_zh",
+    "xcopa_zh": "cofitune_xcopa_zh",
 }
 
 #: Headline metric per task (reported as ``score`` on a 0-100 scale). Multiple-choice
@@ -49,6 +53,12 @@ HEADLINE_METRIC: dict[str, str] = {
     "hellaswag": "acc_norm",
     "piqa": "acc_norm",
     "ifeval": "prompt_level_strict_acc",
+    # Chinese suites (config/paper.yaml): CMMLU / C-Eval score single letters like MMLU -> acc;
+    # LogiQA scores option texts -> acc_norm (as for ARC); XCOPA: lm-eval computes only acc.
+    "cmmlu": "acc",
+    "ceval": "acc",
+    "logiqa_zh": "acc_norm",
+    "xcopa_zh": "acc",
 }
 
 #: lm-eval's name for the unfiltered results ("<metric>,<filter>").

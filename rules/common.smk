@@ -1,6 +1,6 @@
 import os
 
-from cofitune.config import check_config, expand_runs, method_for, run_config
+from cofitune.config import check_config, expand_runs, method_for, read_task_sheet, run_config, task_size
 from cofitune.methods import get_method, method_names
 
 # No network at run time: every stage reads local files only.
@@ -12,6 +12,7 @@ check_config(config, ROOT)  # method params, sheet names: fail before any job ru
 # sheets resolve against the repository, so `--directory elsewhere` keeps working
 MODELS_SHEET = os.path.join(ROOT, config["models_sheet"])
 TASKS_SHEET = os.path.join(ROOT, config["tasks_sheet"])
+TASK_SPECS = read_task_sheet(TASKS_SHEET, ROOT)
 
 PY = "python -m cofitune"
 RUN_ID = "{model}/{task}/{method}/{variant}"

@@ -6,8 +6,8 @@ rule prepare_data:
         test="results/data/{task}/test.jsonl",
         meta="results/data/{task}/meta.json",
     params:
-        n_train=config["data"]["n_train"],
-        n_test=config["data"]["n_test"],
+        n_train=lambda w: task_size(config, TASK_SPECS[w.task], "n_train"),
+        n_test=lambda w: task_size(config, TASK_SPECS[w.task], "n_test"),
         seed=config["seed"],
     log:
         "logs/prepare_data/{task}.log",

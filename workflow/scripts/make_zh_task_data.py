@@ -72,7 +72,8 @@ def make_lawyer_llama(src: Path, out: Path) -> None:
         path = out / f"judical_examination_{split}.json"
         path.write_text(json.dumps(part, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         rule = (f"test = `sorted(random.Random(1234).sample(range(2000), {N_LAW_TEST}))`" if split == "test"
-                else "train = the other 1,500 items") + "; file order kept; re-serialised with `json.dumps(ensure_ascii=False, indent=1)`"
+                else "train = the other 1,500 items")
+        rule += "; file order kept; re-serialised with `json.dumps(ensure_ascii=False, indent=1)`"
         rows.append((path.name, len(part), "AndrewZhe/lawyer-llama", "abaa09586081b82ceb7b0a9f41d05a68897b24ee",
                      "`data/judical_examination.json` (2,000 items, sha256 `" + _sha256(raw) + "`)",
                      "`LICENSE` = Apache-2.0; README: academic research only, no commercial use", rule, _sha256(path)))
@@ -96,7 +97,8 @@ def make_mgsm(src: Path, out: Path) -> None:
         ("mgsm_zh.tsv", n, "google-research/url-nlp", "452a21ad3dae5668c06ceeac21ff073e1e40f9be", "`mgsm/mgsm_zh.tsv`",
          "`mgsm/LICENSE` = CC BY 4.0", "full file, byte-for-byte", _sha256(path)),
     ], [
-        "Format: TSV without header, `question<TAB>numeric answer` (answers may contain thousands commas, e.g. `114,200`).",
+        "Format: TSV without header, `question<TAB>numeric answer` (answers may contain thousands commas,",
+        "e.g. `114,200`).",
         "The 250 MGSM problems are human translations of GSM8K test items 1-250, so they do not overlap the",
         "GSM8K train subset used for training (`resources/data/gsm8k/`).",
         "Deviation from the paper: the paper trains and tests math on Chinese data; this repository has no",
