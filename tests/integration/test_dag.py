@@ -199,10 +199,11 @@ class AttnOnly(Method):
 def test_a_new_method_is_one_file(tmp_path):
     plugin = tmp_path / "attn_only.py"
     plugin.write_text(THROWAWAY)
+    extra = tmp_path / "plugin.yaml"
+    extra.write_text(f"method_plugins: ['{plugin}']\nmodels: [tiny-llama-8]\nsearch: {{enabled: false}}\n"
+                     "methods:\n  - {method: original, variant: base}\n  - {method: attn_only, variant: all}\n")
     work = tmp_path / "work"
-    snakemake(work, "--config", f"method_plugins=['{plugin}']", "models=['tiny-llama-8']",
-              "search={'enabled': false}",
-              "methods=[{'method': 'original', 'variant': 'base'}, {'method': 'attn_only', 'variant': 'all'}]")
+    snakemake(work, "--configfile", str(ROOT / "config/test.yaml"), str(extra))
     df = pd.read_csv(work / "results/tables/main.csv")
     assert list(zip(df.method, df.variant)) == [("original", "base"), ("attn_only", "all")]
     index = json.loads((work / "results/runs/tiny-llama-8/squad/attn_only/all/checkpoint/trainable.json").read_text())
