@@ -1,21 +1,29 @@
-"""Comparison tables derived only from per-run ``metrics.json`` files.
+"""Comparison tables in the paper's layout, derived only from per-run ``metrics.json`` files.
 
-One row per (model, task, method, variant): Spec (+95% CI), each versatility suite and aspect, Vers,
-Uni = (Spec + Vers) / 2, Vers relative to ``original`` and Spec relative to ``full_sft`` (%), paired
-bootstrap CIs of the differences to ``original``, and the trainable-parameter fraction.
+One row per (model, task, method, row): a row is a configured variant; with ``seeds`` it gathers one run
+per seed and reports mean and std. Columns: Spec with its 95% bootstrap CI, every versatility suite and
+aspect, Vers (+CI), Uni, the relative views (ΔVers vs Full SFT %, Vers retention vs original %, Spec
+retention vs Full SFT %), paired-bootstrap CIs of the differences to ``original``, the trainable fraction,
+and provenance (seeds, dirty-tree flag, source files). Written as CSV (every number), Markdown and a
+LaTeX ``booktabs`` table (one block per task x model, best value per column in bold).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cofitune.io import atomic_write_text, read_json
-from cofitune.stats import paired_bootstrap_ci
+from cofitune.stats import bootstrap_ci, paired_bootstrap_ci, uni_score
 
 KEYS = ["model", "task", "method", "variant"]
+REFERENCES = ("original", "full_sft")
+# Columns where higher is better and the best value is marked (fine-tuned rows only: `original` is the
+# reference, not a competitor).
+BEST = ("Spec", "Vers", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%")
 
 
 def vers_from_items(suites: dict, aspects: dict[str, list[str]], idx: dict[str, np.ndarray] | None = None) -> float:
@@ -26,86 +34,215 @@ def vers_from_items(suites: dict, aspects: dict[str, list[str]], idx: dict[str, 
     return float(np.mean([np.mean([suite_score(t) for t in tasks]) for tasks in aspects.values()]))
 
 
-def paired_vers_delta_ci(a: dict, b: dict, aspects: dict[str, list[str]], n_boot: int = 1000,
-                         seed: int = 1234) -> tuple[float, float]:
-    """95% CI of Vers(a) - Vers(b), resampling each suite's items with the same indices for a and b."""
+def _vers_boot(a: dict, b: dict | None, aspects: dict[str, list[str]], n_boot: int, seed: int) -> tuple[float, float]:
+    """95% CI of Vers(a) [- Vers(b)], resampling each suite's items (the same indices for a and b)."""
     rng = np.random.default_rng(seed)
-    deltas = []
+    values = []
     for _ in range(n_boot):
         idx = {}
         for tasks in aspects.values():
             for t in tasks:
                 n = len(a[t]["items"])
-                if n != len(b[t]["items"]):
+                if b is not None and n != len(b[t]["items"]):
                     raise ValueError(f"suite {t}: runs scored different item counts ({n} vs {len(b[t]['items'])})")
                 idx[t] = rng.integers(0, n, size=n)
-        deltas.append(vers_from_items(a, aspects, idx) - vers_from_items(b, aspects, idx))
-    lo, hi = np.quantile(deltas, [0.025, 0.975])
+        v = vers_from_items(a, aspects, idx)
+        values.append(v if b is None else v - vers_from_items(b, aspects, idx))
+    lo, hi = np.quantile(values, [0.025, 0.975])
     return float(lo), float(hi)
 
 
-def _row(path: str | Path) -> dict:
-    m = read_json(path)
-    run, met = m["run"], m["metrics"]
-    row = {k: run[k] for k in KEYS}
-    row["setting"] = ";".join(f"{k}={v}" for k, v in sorted((run.get("params") or {}).items()))
-    row["Spec"] = met["spec"]
-    row["Spec_ci95"] = "[{:.1f}, {:.1f}]".format(*met["spec_ci95"])
-    for suite, res in met["suites"].items():
-        row[suite] = res["score"]
-    for aspect, value in met["aspects"].items():
-        row[f"aspect:{aspect}"] = value
-    row["Vers"] = met["vers"]
-    row["Uni"] = (met["spec"] + met["vers"]) / 2
-    row["trainable_frac"] = met["trainable_fraction"]
-    row["git_dirty"] = m["meta"]["git"]["dirty"]
-    row["source"] = str(path)
-    row["_m"] = m
+def vers_ci(suites: dict, aspects: dict[str, list[str]], n_boot: int = 1000, seed: int = 1234) -> tuple[float, float]:
+    """95% bootstrap CI of Vers."""
+    return _vers_boot(suites, None, aspects, n_boot, seed)
+
+
+def paired_vers_delta_ci(a: dict, b: dict, aspects: dict[str, list[str]], n_boot: int = 1000,
+                         seed: int = 1234) -> tuple[float, float]:
+    """95% CI of Vers(a) - Vers(b), resampling each suite's items with the same indices for a and b."""
+    return _vers_boot(a, b, aspects, n_boot, seed)
+
+
+def _mean_items(runs: list[dict]) -> tuple[list[float], dict]:
+    """Per-item scores averaged over a row's seeds (the same test items in every seed)."""
+    spec = np.mean([r["metrics"]["spec_items"] for r in runs], axis=0)
+    suites = {name: {"items": np.mean([r["metrics"]["suites"][name]["items"] for r in runs], axis=0)}
+              for name in runs[0]["metrics"]["suites"]}
+    return spec.tolist(), suites
+
+
+def _std(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
+    """One table row from the metrics files of one (model, task, method, row), one per seed."""
+    runs = [m for _, m in sorted(group, key=lambda pm: pm[1]["run"]["seed"])]
+    first = runs[0]["run"]
+    mets = [r["metrics"] for r in runs]
+    aspects = mets[0]["aspects_tasks"]
+    for r in runs[1:]:
+        if r["metrics"]["aspects_tasks"] != aspects or r["run"]["params"] != first["params"]:
+            raise ValueError(f"{first['model']}/{first['task']}/{first['method']}: seeds of one row differ in "
+                             f"params or suites: {[str(p) for p, _ in group]}")
+    spec_items, suites = _mean_items(runs)
+    row = {"model": first["model"], "task": first["task"], "method": first["method"],
+           # files written before `seeds` existed have no `row`: each run is its own row
+           "variant": first.get("row", first["variant"]),
+           "setting": ";".join(f"{k}={v}" for k, v in sorted((first.get("params") or {}).items())),
+           "seeds": len(runs), "seed_list": ";".join(str(r["run"]["seed"]) for r in runs)}
+    spec = [m["spec"] for m in mets]
+    vers = [m["vers"] for m in mets]
+    row["Spec"], row["Spec_std"] = float(np.mean(spec)), _std(spec)
+    row["Spec_lo"], row["Spec_hi"] = bootstrap_ci(spec_items)
+    for suite in mets[0]["suites"]:
+        row[suite] = float(np.mean([m["suites"][suite]["score"] for m in mets]))
+    for aspect in mets[0]["aspects"]:
+        row[f"aspect:{aspect}"] = float(np.mean([m["aspects"][aspect] for m in mets]))
+    row["Vers"], row["Vers_std"] = float(np.mean(vers)), _std(vers)
+    row["Vers_lo"], row["Vers_hi"] = vers_ci(suites, aspects)
+    unis = [uni_score(s, v, uni) for s, v in zip(spec, vers)]
+    row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
+    row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
+    row["git_dirty"] = any(bool(r["meta"]["git"]["dirty"]) for r in runs)
+    row["git_sha"] = ";".join(sorted({str(r["meta"]["git"]["sha"]) for r in runs}))
+    row["sources"] = ";".join(str(p) for p, _ in group)
+    row["_items"] = (spec_items, suites, aspects)
     return row
 
 
-def _pct(value: float, reference: float) -> float | None:
-    """``100 * value / reference``; None (an empty cell) when the reference is 0."""
-    return None if reference == 0 else 100.0 * value / reference
+def _pct(value: float, reference: float) -> float:
+    """``100 * value / reference``; NaN (an empty cell) when the reference is 0."""
+    return math.nan if reference == 0 else 100.0 * value / reference
 
 
-def build_table(paths: list[str | Path]) -> pd.DataFrame:
-    rows = [_row(p) for p in paths]
-    df = pd.DataFrame(rows)
-    for col in ("Vers_rel_original_%", "Spec_rel_full_sft_%", "dVers_vs_original", "dVers_ci95",
-                "dSpec_vs_original", "dSpec_ci95"):
-        df[col] = None
-    for (model, task), group in df.groupby(["model", "task"]):
+def build_table(paths: list[str | Path], uni: dict[str, float] | None = None) -> pd.DataFrame:
+    """The comparison table (every number) from metrics files; ``uni``: the Uni weights."""
+    groups: dict[tuple, list] = {}
+    for path in paths:
+        m = read_json(path)
+        run = m["run"]
+        groups.setdefault((run["model"], run["task"], run["method"], run.get("row", run["variant"])), []).append(
+            (Path(path), m))
+    if not groups:
+        raise ValueError("no metrics files given")
+    df = pd.DataFrame([_row(g, uni) for g in groups.values()])
+    for col in ("dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%",
+                "dVers_vs_original", "dVers_lo", "dVers_hi", "dSpec_vs_original", "dSpec_lo", "dSpec_hi"):
+        df[col] = math.nan
+    for (model, task), group in df.groupby(["model", "task"], sort=False):
         ref = {}
-        for meth in ("original", "full_sft"):
+        for meth in REFERENCES:
             rows = group[group.method == meth]
             if len(rows) > 1:  # which one would be the reference is ambiguous: refuse to guess
                 raise ValueError(f"{model}/{task}: {len(rows)} '{meth}' rows; relative columns need exactly one")
             if len(rows) == 1:
                 ref[meth] = rows.iloc[0]
         for i in group.index:
-            m = df.at[i, "_m"]["metrics"]
+            spec_items, suites, aspects = df.at[i, "_items"]
             if "full_sft" in ref:
-                df.at[i, "Spec_rel_full_sft_%"] = _pct(df.at[i, "Spec"], ref["full_sft"]["Spec"])
+                full = ref["full_sft"]
+                df.at[i, "Spec_ret_full_sft_%"] = _pct(df.at[i, "Spec"], full["Spec"])
+                df.at[i, "dVers_vs_full_sft_%"] = _pct(df.at[i, "Vers"] - full["Vers"], full["Vers"])
             if "original" in ref:
-                o = ref["original"]["_m"]["metrics"]
-                df.at[i, "Vers_rel_original_%"] = _pct(df.at[i, "Vers"], o["vers"])
-                df.at[i, "dVers_vs_original"] = m["vers"] - o["vers"]
-                df.at[i, "dVers_ci95"] = "[{:+.1f}, {:+.1f}]".format(
-                    *paired_vers_delta_ci(m["suites"], o["suites"], m["aspects_tasks"]))
-                df.at[i, "dSpec_vs_original"] = m["spec"] - o["spec"]
-                df.at[i, "dSpec_ci95"] = "[{:+.1f}, {:+.1f}]".format(
-                    *paired_bootstrap_ci(m["spec_items"], o["spec_items"]))
+                o_spec, o_suites, _ = ref["original"]["_items"]
+                df.at[i, "Vers_ret_original_%"] = _pct(df.at[i, "Vers"], ref["original"]["Vers"])
+                df.at[i, "dVers_vs_original"] = df.at[i, "Vers"] - ref["original"]["Vers"]
+                df.at[i, "dVers_lo"], df.at[i, "dVers_hi"] = paired_vers_delta_ci(suites, o_suites, aspects)
+                df.at[i, "dSpec_vs_original"] = df.at[i, "Spec"] - ref["original"]["Spec"]
+                df.at[i, "dSpec_lo"], df.at[i, "dSpec_hi"] = paired_bootstrap_ci(spec_items, o_spec)
     order = {"original": 0, "full_sft": 1}
     df["_o"] = df.method.map(lambda x: order.get(x, 2))
-    df = df.sort_values(["model", "task", "_o", "method", "variant"]).drop(columns=["_o", "_m"])
-    return df.reset_index(drop=True)
+    df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(columns=["_o", "_items"])
+    tail = ["trainable_frac", "seeds", "seed_list", "git_dirty", "git_sha", "sources"]
+    return df[[c for c in df.columns if c not in tail] + tail].reset_index(drop=True)
 
 
-def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path) -> pd.DataFrame:
-    df = build_table(paths)
+def best_rows(block: pd.DataFrame) -> dict[str, set]:
+    """Index labels holding the best (maximum) value of each BEST column among non-`original` rows."""
+    out = {}
+    competitors = block[block.method != "original"]
+    for col in BEST:
+        values = competitors[col].dropna()
+        out[col] = set(values.index[values == values.max()]) if len(values) else set()
+    return out
+
+
+def _cell(row: pd.Series, col: str, with_ci: bool) -> str:
+    value = row[col]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:.2f}"
+    std = row.get(f"{col}_std")
+    if std is not None and not math.isnan(std):
+        return f"{text} ± {std:.2f}"
+    if with_ci and not math.isnan(row.get(f"{col}_lo", math.nan)):
+        return f"{text} [{row[f'{col}_lo']:.1f}, {row[f'{col}_hi']:.1f}]"
+    return text
+
+
+def display_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]], list[set]]]:
+    """Per (task, model): title, header, cell strings, and per row the set of columns that are best."""
+    aspects = [c for c in df.columns if c.startswith("aspect:")]
+    cols = ["Spec", *aspects, "Vers", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%",
+            "Spec_ret_full_sft_%", "trainable_frac"]
+    header = ["Method", "Setting", "Seeds", "Spec", *[a.split(":", 1)[1] for a in aspects], "Vers", "Uni",
+              "ΔVers vs Full SFT (%)", "Vers ret. orig. (%)", "Spec ret. Full SFT (%)", "Trainable"]
+    blocks = []
+    for (task, model), block in df.groupby(["task", "model"], sort=False):
+        best = best_rows(block)
+        rows, marks = [], []
+        for i, row in block.iterrows():
+            name = f"{row.method}/{row.variant}" + (" †" if row.git_dirty else "")
+            cells = [name, row.setting or "", str(row.seeds)]
+            cells += [_cell(row, c, with_ci=c in ("Spec", "Vers")) if c != "trainable_frac"
+                      else f"{100 * row[c]:.2f}%" for c in cols]
+            rows.append(cells)
+            marks.append({header[3 + k] for k, c in enumerate(cols) if i in best.get(c, set())})
+        blocks.append((f"{task} · {model}", header, rows, marks))
+    return blocks
+
+
+FOOTNOTE = ("Spec and Vers: mean [95% bootstrap CI over test items], or mean ± std over seeds. Best value per "
+            "column among fine-tuned rows in bold. † = produced from a dirty git tree (uncommitted code).")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    out = ["# cofitune: comparison table", "", FOOTNOTE, ""]
+    for title, header, rows, marks in display_blocks(df):
+        out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for cells, best in zip(rows, marks):
+            shown = [f"**{c}**" if h in best else c for h, c in zip(header, cells)]
+            out.append("| " + " | ".join(shown) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("†", r"$^\dagger$"), ("–", "--")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(df: pd.DataFrame) -> str:
+    """One ``booktabs`` table per (task, model); needs ``\\usepackage{booktabs}``."""
+    out = [f"% {FOOTNOTE}"]
+    for title, header, rows, marks in display_blocks(df):
+        out += [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}",
+                r"\toprule", " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+        for cells, best in zip(rows, marks):
+            shown = [rf"\textbf{{{_tex(c)}}}" if h in best else _tex(c) for h, c in zip(header, cells)]
+            out.append(" & ".join(shown) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(title)}}}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: str | Path | None = None,
+                 uni: dict[str, float] | None = None) -> pd.DataFrame:
+    df = build_table(paths, uni)
     atomic_write_text(csv, df.to_csv(index=False, float_format="%.6f"))
-    shown = df.drop(columns=["source"])
-    atomic_write_text(md, "# cofitune: comparison table\n\n" + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
+    atomic_write_text(md, to_markdown(df))
+    if tex is not None:
+        atomic_write_text(tex, to_latex(df))
     return df
-

@@ -84,6 +84,10 @@ def cmd_prepare_nltk(a) -> None:
     log.info("Punkt model (trained locally, offline) -> %s", ensure_punkt(Path(a.out)))
 
 
+def _uni(a) -> dict[str, float]:
+    return {"spec": a.uni_weights[0], "vers": a.uni_weights[1]}
+
+
 def cmd_search_level(a) -> None:
     from cofitune.io import read_json, write_json
     from cofitune.search import ROOT, Node, decide_level, node_from_variant
@@ -94,7 +98,7 @@ def cmd_search_level(a) -> None:
         m = read_json(path)
         trials[node_from_variant(m["run"]["variant"])] = m
     record = decide_level(a.level, parent, trials, read_json(a.original), criterion=a.criterion,
-                          min_vers_pct=a.min_vers_pct, order=a.order)
+                          min_vers_pct=a.min_vers_pct, order=a.order, uni=_uni(a))
     write_json(a.out, record)
     log.info("level %d: %s -> %s", a.level, [v["node"] for v in record["visited"]], record["chosen"]["node"])
 
@@ -106,13 +110,13 @@ def cmd_search_grid(a) -> None:
     scores = []
     for path in a.trials:
         m = read_json(path)
-        scores.append({"node": node_from_variant(m["run"]["variant"]), **node_scores(m)})
+        scores.append({"node": node_from_variant(m["run"]["variant"]), **node_scores(m, _uni(a))})
     best = select(scores, a.criterion, vers_ref=node_scores(read_json(a.original))["vers"],
                   min_vers_pct=a.min_vers_pct)
     if best is None:
         raise ValueError(f"criterion {a.criterion} (min_vers_pct={a.min_vers_pct}) rejects every grid node")
     visited = [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id} for s in scores]
-    write_json(a.out, {"mode": "exhaustive", "criterion": a.criterion, "visited": visited,
+    write_json(a.out, {"mode": "exhaustive", "criterion": a.criterion, "uni_weights": _uni(a), "visited": visited,
                        "chosen": {"node": best["node"].id, "layers": best["node"].layers,
                                   "modules": best["node"].modules}})
 
@@ -120,8 +124,13 @@ def cmd_search_grid(a) -> None:
 def cmd_aggregate(a) -> None:
     from cofitune.aggregate import write_tables
 
-    df = write_tables(a.metrics, a.csv, a.md)
+    df = write_tables(a.metrics, a.csv, a.md, a.tex, uni=_uni(a))
     log.info("table with %d rows -> %s", len(df), a.md)
+
+
+def _add_uni(s) -> None:
+    s.add_argument("--uni-weights", type=float, nargs=2, default=(0.5, 0.5), metavar=("SPEC", "VERS"),
+                   help="Uni = SPEC * Spec + VERS * Vers (default 0.5 0.5)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--original", required=True, help="metrics.json of the original model")
         s.add_argument("--criterion", choices=("uni", "spec_at_vers"), default="uni")
         s.add_argument("--min-vers-pct", type=float, default=None, help="spec_at_vers: Vers >= x%% of original")
+        _add_uni(s)
         s.add_argument("--out", required=True)
         s.set_defaults(func=func)
         if name == "search-level":
@@ -204,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="+", required=True)
     s.add_argument("--csv", required=True)
     s.add_argument("--md", required=True)
+    s.add_argument("--tex", default=None, help="LaTeX booktabs table (optional)")
+    _add_uni(s)
     s.set_defaults(func=cmd_aggregate)
     return p
 

@@ -59,7 +59,7 @@ def check_config(config: dict, root: str | Path = ".") -> None:
             if name not in sheet:
                 raise ValueError(f"config key {key}: {name!r} is not in the sheet ({sorted(sheet)})")
     config_from_dict(config["train"], where="config key train")
-    runs = expand_runs(config["methods"])
+    runs = configured_runs(config)
     seen = set()
     for run in runs:
         where = f"config key methods[{run['_index']}]"
@@ -70,8 +70,7 @@ def check_config(config: dict, root: str | Path = ".") -> None:
             raise ValueError(f"{where}: duplicate (method, variant) {ident}")
         seen.add(ident)
     for run in runs:
-        method = get_method(run["method"]).from_params(run.get("params"))
-        for source in method.sources():
+        for source in run_sources(config, run["method"], run["variant"]):
             if tuple(source) not in seen:
                 raise ValueError(f"config key methods[{run['_index']}]: source run {'/'.join(source)} is not "
                                  f"configured under methods")
@@ -81,10 +80,12 @@ def plugin_paths(config: dict, root: str | Path = ".") -> list[str]:
     return [str((Path(root) / p).resolve()) for p in config.get("method_plugins", [])]
 
 
-def expand_runs(methods: list[dict]) -> list[dict]:
+def expand_runs(methods: list[dict], seeds: list[int] | None = None) -> list[dict]:
     """Expand ``sweep: {param: [v1, v2]}`` entries into one run per value (cartesian over params).
 
-    The variant becomes ``<variant>-<param><value>`` so every row records its setting.
+    The variant becomes ``<variant>-<param><value>`` so every row records its setting. With ``seeds``
+    (config key ``seeds``), every run that trains or combines trained checkpoints is repeated once per
+    seed as ``<variant>-seed<s>``; ``row`` keeps the unseeded variant that the table groups by.
     """
     runs = []
     for i, run in enumerate(methods):
@@ -95,18 +96,44 @@ def expand_runs(methods: list[dict]) -> list[dict]:
                 raise ValueError(f"config key methods[{i}].sweep.{key} must be a non-empty list")
             combos = [{**c, key: v} for c in combos for v in values]
         for combo in combos:
-            suffix = "".join(f"-{k}{v}" for k, v in combo.items())
-            runs.append({"method": run["method"], "variant": run["variant"] + suffix, "_index": i,
-                         "params": {**(run.get("params") or {}), **combo}, "train": run.get("train", {})})
+            variant = run["variant"] + "".join(f"-{k}{v}" for k, v in combo.items())
+            entry = {"method": run["method"], "variant": variant, "row": variant, "_index": i, "seed": None,
+                     "params": {**(run.get("params") or {}), **combo}, "train": run.get("train", {})}
+            if seeds and _seeded(entry):
+                runs += [{**entry, "variant": f"{variant}{SEED_PREFIX}{s}", "seed": s} for s in seeds]
+            else:
+                runs.append(entry)
     return runs
+
+
+SEED_PREFIX = "-seed"
+
+
+def _seeded(run: dict) -> bool:
+    """Runs whose result depends on the training seed: trained ones and combinations of trained ones."""
+    method = get_method(run["method"])
+    return method.trains or bool(method.from_params(run["params"]).sources())
+
+
+def configured_runs(config: dict) -> list[dict]:
+    """Every configured row of the table (sweeps and seeds expanded)."""
+    return expand_runs(config["methods"], config.get("seeds"))
+
+
+def run_sources(config: dict, method: str, variant: str) -> list[tuple[str, str]]:
+    """(method, variant) of the checkpoints a post-hoc run combines, seeded like the run itself."""
+    run = run_entry(config, method, variant)
+    suffix = f"{SEED_PREFIX}{run['seed']}" if run.get("seed") is not None else ""
+    return [(m, v + suffix) for m, v in get_method(method).from_params(run.get("params")).sources()]
 
 
 def run_entry(config: dict, method: str, variant: str) -> dict:
     """A configured run, or a tree-search trial (``coarse_only`` / ``node.<modules>.<layers>``)."""
     node = node_from_variant(variant)
     if node is not None and method == SEARCH_TRIAL_METHOD:
-        return {"method": method, "variant": variant, "params": {"layers": node.layers, "modules": node.modules}}
-    for run in expand_runs(config["methods"]):
+        return {"method": method, "variant": variant, "row": variant, "seed": None,
+                "params": {"layers": node.layers, "modules": node.modules}}
+    for run in configured_runs(config):
         if run["method"] == method and run["variant"] == variant:
             return run
     raise KeyError(f"no run {method}/{variant} in config key methods")
@@ -114,7 +141,7 @@ def run_entry(config: dict, method: str, variant: str) -> dict:
 
 def reference_variant(config: dict, method: str) -> str:
     """The variant of the single configured run of ``method`` (e.g. the ``original`` reference)."""
-    variants = [r["variant"] for r in expand_runs(config["methods"]) if r["method"] == method]
+    variants = [r["variant"] for r in configured_runs(config) if r["method"] == method]
     if len(variants) != 1:
         raise ValueError(f"config key methods: need exactly one {method!r} run as reference, found {variants}")
     return variants[0]
@@ -130,20 +157,24 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
     run = run_entry(config, method, variant)
     task_spec = read_task_sheet(Path(root) / config["tasks_sheet"], root)[task]
     instance = get_method(method).from_params(run.get("params"))
+    seed = config["seed"] if run.get("seed") is None else run["seed"]
+    # Only the sections a run depends on: editing train.lr re-runs trained rows, never `original`.
     resolved = {
-        "model": model, "task": task, "method": method, "variant": variant,
+        "model": model, "task": task, "method": method, "variant": variant, "row": run["row"],
         "params": instance.describe(),
         "trains": instance.trains, "needs_importance": instance.needs_importance,
-        "sources": [list(s) for s in instance.sources()],
+        "sources": [list(s) for s in run_sources(config, method, variant)],
         "from_search": bool(getattr(instance, "from_search", False)),
-        "seed": config["seed"],
+        "seed": seed,
         "plugins": plugin_paths(config, root),
-        "train": {**config["train"], **run.get("train", {}), "seed": config["seed"]},
+        "template": config["train"]["template"],  # the prompt format, shared by training and evaluation
         "speciality": {**config["evaluation"]["speciality"], "evaluator": task_spec["evaluator"],
                        "max_new_tokens": task_spec.get("max_new_tokens",
                                                        config["evaluation"]["speciality"]["max_new_tokens"])},
         "versatility": config["evaluation"]["versatility"],
     }
+    if instance.trains:
+        resolved["train"] = {**config["train"], **run.get("train", {}), "seed": seed}
     return json.loads(json.dumps(resolved))
 
 

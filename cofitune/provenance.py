@@ -35,6 +35,17 @@ def git_state(repo: Path = REPO) -> dict[str, str | bool | None]:
     return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
+def code_sha256(root: Path = REPO) -> str:
+    """One hash over the method and evaluator sources, so an uncommitted edit is visible in every result."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("cofitune/**/*.py"), *root.glob("evaluators/**/*.py"),
+                        *root.glob("evaluators/**/*.yaml")]):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -51,5 +62,6 @@ def device_info() -> dict:
 
 def collect(**extra) -> dict:
     """The ``meta`` block of a results file."""
-    return {"versions": package_versions(), "git": git_state(), "device": device_info(),
+    return {"versions": package_versions(), "git": git_state(), "code_sha256": code_sha256(),
+            "device": device_info(),
             "peak_rss_mb": round(peak_rss_mb(), 1), **extra}

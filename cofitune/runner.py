@@ -113,7 +113,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     scorer = get_scorer(spec_cfg["evaluator"])
     model, tok = load_for_eval(model_dir, checkpoint)
     spec = evaluate_speciality(
-        model, tok, read_examples(test), scorer, template=cfg["train"]["template"],
+        model, tok, read_examples(test), scorer, template=cfg["template"],
         batch_size=spec_cfg["batch_size"], max_new_tokens=spec_cfg["max_new_tokens"],
         repetition_penalty=spec_cfg["repetition_penalty"], n_bootstrap=spec_cfg["n_bootstrap"],
         seed=cfg["seed"])
@@ -125,7 +125,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {
-        "run": {k: cfg[k] for k in ("model", "task", "method", "variant", "params", "seed")},
+        "run": {k: cfg[k] for k in ("model", "task", "method", "variant", "row", "params", "seed")},
         "metrics": {
             "spec": spec["score"], "spec_metric": spec["metric"], "spec_ci95": spec["ci95"],
             "spec_all": spec["metrics"], "spec_n": spec["n"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cofitune.selection import LAYER_RANGES, MODULE_SETS
+from cofitune.stats import UNI_DEFAULT, uni_score
 
 HALVES = ("bottom-plus", "middle-plus", "top-plus")
 QUARTERS = {"bottom-plus": ("bottom1", "bottom2"), "middle-plus": ("bottom2", "middle"),
@@ -109,14 +110,14 @@ def node_from_variant(variant: str) -> Node | None:
     return Node(layers, modules)
 
 
-def node_scores(metrics: dict) -> dict:
-    """Spec / Vers / Uni of one evaluated trial (a ``metrics.json`` mapping)."""
+def node_scores(metrics: dict, uni: dict[str, float] | None = None) -> dict:
+    """Spec / Vers / Uni of one evaluated trial (a ``metrics.json`` mapping); ``uni``: the weights."""
     m = metrics["metrics"]
-    return {"spec": m["spec"], "vers": m["vers"], "uni": (m["spec"] + m["vers"]) / 2}
+    return {"spec": m["spec"], "vers": m["vers"], "uni": uni_score(m["spec"], m["vers"], uni)}
 
 
 def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: dict, *, criterion: str,
-                 min_vers_pct: float | None, order: str) -> dict:
+                 min_vers_pct: float | None, order: str, uni: dict[str, float] | None = None) -> dict:
     """The decision record of one tree level: every visited node's scores and the chosen child.
 
     When the criterion rejects every child the parent is kept (``chosen`` = parent, ``stopped`` true),
@@ -126,12 +127,12 @@ def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: d
     if set(trials) != set(expected):
         raise ValueError(f"level {level}: got trials {sorted(n.id for n in trials)}, expected "
                          f"{[n.id for n in expected]}")
-    scores = [{"node": n, **node_scores(trials[n])} for n in expected]
+    scores = [{"node": n, **node_scores(trials[n], uni)} for n in expected]
     best = select(scores, criterion, vers_ref=node_scores(original)["vers"], min_vers_pct=min_vers_pct)
     chosen = best["node"] if best else parent
     return {
         "level": level, "parent": parent.id, "criterion": criterion, "min_vers_pct": min_vers_pct,
-        "order": order, "stopped": best is None,
+        "order": order, "uni_weights": uni or UNI_DEFAULT, "stopped": best is None,
         "visited": [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id,
                      "layers": s["node"].layers, "modules": s["node"].modules} for s in scores],
         "chosen": {"node": chosen.id, "layers": chosen.layers, "modules": chosen.modules},

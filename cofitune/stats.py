@@ -5,6 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
+UNI_DEFAULT = {"spec": 0.5, "vers": 0.5}
+
+
+def uni_score(spec: float, vers: float, weights: dict[str, float] | None = None) -> float:
+    """Uni = w_spec * Spec + w_vers * Vers (config key ``uni``; default (Spec + Vers) / 2)."""
+    w = UNI_DEFAULT if weights is None else weights
+    return w["spec"] * spec + w["vers"] * vers
+
+
 def bootstrap_ci(values, n_boot: int = 1000, seed: int = 1234, level: float = 0.95) -> tuple[float, float]:
     """Percentile CI of the mean of ``values`` (resampling items with replacement)."""
     x = np.asarray(values, dtype=float)

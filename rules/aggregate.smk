@@ -4,7 +4,11 @@ rule aggregate_results:
     output:
         csv=report("results/tables/main.csv", caption="../workflow/report/main_table.rst", category="Tables"),
         md="results/tables/main.md",
+        tex="results/tables/main.tex",
+    params:
+        uni=UNI,
     log:
         "logs/aggregate_results.log",
     shell:
-        "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} "
+        "--tex {output.tex} {params.uni} > {log} 2>&1"

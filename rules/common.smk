@@ -1,6 +1,7 @@
 import os
 
-from cofitune.config import check_config, expand_runs, method_for, read_task_sheet, run_config, task_size
+from cofitune.config import (check_config, configured_runs, method_for, read_task_sheet, run_config, run_sources,
+                             task_size)
 from cofitune.methods import get_method, method_names
 
 # No network at run time: every stage reads local files only.
@@ -17,6 +18,7 @@ TASK_SPECS = read_task_sheet(TASKS_SHEET, ROOT)
 PY = "python -m cofitune"
 RUN_ID = "{model}/{task}/{method}/{variant}"
 RUN = f"results/runs/{RUN_ID}"
+UNI = f"--uni-weights {config['uni']['spec']} {config['uni']['vers']}"  # Uni's weights (search and tables)
 
 wildcard_constraints:
     model="[A-Za-z0-9_.-]+",
@@ -32,7 +34,7 @@ def all_runs():
         dict(model=m, task=t, method=r["method"], variant=r["variant"])
         for m in config["models"]
         for t in config["tasks"]
-        for r in expand_runs(config["methods"])
+        for r in configured_runs(config)
     ]
 
 
@@ -44,7 +46,7 @@ def has_checkpoint(w):
 
 def source_inputs(w):
     """Checkpoints a post-hoc method combines (explicit list, read from the method)."""
-    sources = method_for(config, w.method, w.variant).sources()
+    sources = run_sources(config, w.method, w.variant)
     return [f"results/runs/{w.model}/{w.task}/{m}/{v}/checkpoint" for m, v in sources]
 
 

@@ -35,12 +35,13 @@ checkpoint search_level:
     params:
         parent=lambda w: "" if int(w.level) == 1 else f"--parent {level_parent(w).id}",
         min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
+        uni=UNI,
     log:
         "logs/search_level/{model}/{task}/level{level}.log",
     shell:
         "COFITUNE_THREADS={threads} {PY} search-level --level {wildcards.level} {params.parent} "
         "--trials {input.trials} --original {input.original} --criterion {SEARCH[criterion]} "
-        "{params.min_vers} --order {SEARCH[order]} --out {output} > {log} 2>&1"
+        "{params.min_vers} {params.uni} --order {SEARCH[order]} --out {output} > {log} 2>&1"
 
 
 rule search_grid:
@@ -51,11 +52,12 @@ rule search_grid:
         "results/search/{model}/{task}/grid.json",
     params:
         min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
+        uni=UNI,
     log:
         "logs/search_grid/{model}/{task}.log",
     shell:
         "COFITUNE_THREADS={threads} {PY} search-grid --trials {input.trials} --original {input.original} "
-        "--criterion {SEARCH[criterion]} {params.min_vers} --out {output} > {log} 2>&1"
+        "--criterion {SEARCH[criterion]} {params.min_vers} {params.uni} --out {output} > {log} 2>&1"
 
 
 rule choose_region:

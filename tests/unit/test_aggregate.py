@@ -1,52 +1,119 @@
 """Tables derived from hand-written metrics files; bootstrap CIs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cofitune.aggregate import build_table, paired_vers_delta_ci, write_tables
+import pandas as pd
+
+from cofitune.aggregate import build_table, paired_vers_delta_ci, to_latex, to_markdown, write_tables
 from cofitune.stats import bootstrap_ci, paired_bootstrap_ci
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc", "piqa"]}
+GOLDEN_CSV = Path(__file__).parent / "golden" / "main_table.csv"
 
 
-def _metrics(tmp_path, method, spec, items, frac=0.0):
+def _metrics(tmp_path, method, spec, items, frac=0.0, seed=1, row="v", dirty=False, spec_items=None):
     suites = {name: {"score": 100 * float(np.mean(v)), "items": v} for name, v in items.items()}
     aspects = {a: float(np.mean([suites[t]["score"] for t in ts])) for a, ts in ASPECTS.items()}
-    m = {"run": {"model": "m", "task": "t", "method": method, "variant": "v", "params": {"layers": "bottom2"}},
-         "metrics": {"spec": spec, "spec_ci95": [spec - 1, spec + 1], "spec_items": [spec] * 4,
+    variant = row if seed == 1 else f"{row}-seed{seed}"
+    m = {"run": {"model": "m", "task": "t", "method": method, "variant": variant, "row": row, "seed": seed,
+                 "params": {"layers": "bottom2"}},
+         "metrics": {"spec": spec, "spec_ci95": [spec - 1, spec + 1], "spec_items": spec_items or [spec] * 4,
                      "suites": suites, "aspects": aspects, "aspects_tasks": ASPECTS,
                      "vers": float(np.mean(list(aspects.values()))), "trainable_fraction": frac},
-         "meta": {"git": {"sha": "abc", "dirty": False}}}
-    path = tmp_path / f"{method}.json"
+         "meta": {"git": {"sha": "abc", "dirty": dirty}}}
+    path = tmp_path / f"{method}-{variant}.json"
     path.write_text(json.dumps(m))
     return path
 
 
-def test_table_golden_values(tmp_path):
+def _three(tmp_path, **cofi):
     orig = _metrics(tmp_path, "original", 40.0, {"mmlu": [1, 1, 0, 0], "arc": [1, 1, 1, 1], "piqa": [1, 0, 1, 0]})
     full = _metrics(tmp_path, "full_sft", 80.0, {"mmlu": [1, 0, 0, 0], "arc": [1, 1, 0, 1], "piqa": [0, 0, 1, 0]}, 1.0)
-    cofi = _metrics(tmp_path, "cofitune", 72.0, {"mmlu": [1, 1, 0, 0], "arc": [1, 1, 1, 0], "piqa": [1, 0, 1, 0]}, 0.1)
-    df = build_table([cofi, full, orig]).set_index("method")
+    cofi = _metrics(tmp_path, "cofitune", 72.0, {"mmlu": [1, 1, 0, 0], "arc": [1, 1, 1, 0], "piqa": [1, 0, 1, 0]},
+                    0.1, **cofi)
+    return [cofi, full, orig]
+
+
+def test_table_golden_values(tmp_path):
+    df = build_table(_three(tmp_path)).set_index("method")
     assert list(df.index) == ["original", "full_sft", "cofitune"]
     # original: knowledge 50, reasoning (100 + 50)/2 = 75 -> Vers 62.5, Uni (40 + 62.5)/2
     assert df.at["original", "Vers"] == pytest.approx(62.5)
     assert df.at["original", "Uni"] == pytest.approx(51.25)
     # full_sft: knowledge 25, reasoning (75 + 25)/2 = 50 -> Vers 37.5
     assert df.at["full_sft", "Vers"] == pytest.approx(37.5)
-    assert df.at["full_sft", "Vers_rel_original_%"] == pytest.approx(60.0)
-    assert df.at["cofitune", "Spec_rel_full_sft_%"] == pytest.approx(90.0)
-    assert df.at["cofitune", "dVers_vs_original"] == pytest.approx((50 + (75 + 50) / 2) / 2 - 62.5)
+    assert df.at["full_sft", "Vers_ret_original_%"] == pytest.approx(60.0)
+    assert df.at["cofitune", "Spec_ret_full_sft_%"] == pytest.approx(90.0)
+    cofi_vers = (50 + (75 + 50) / 2) / 2  # 56.25
+    assert df.at["cofitune", "Vers"] == pytest.approx(cofi_vers)
+    assert df.at["cofitune", "dVers_vs_full_sft_%"] == pytest.approx(100 * (cofi_vers - 37.5) / 37.5)
+    assert df.at["cofitune", "dVers_vs_original"] == pytest.approx(cofi_vers - 62.5)
+    assert df.at["cofitune", "dSpec_vs_original"] == pytest.approx(32.0)
+    assert (df.at["cofitune", "dSpec_lo"], df.at["cofitune", "dSpec_hi"]) == (32.0, 32.0)  # constant items
     assert df.at["cofitune", "trainable_frac"] == pytest.approx(0.1)
     assert df.at["cofitune", "setting"] == "layers=bottom2"
+    assert df.at["cofitune", "seeds"] == 1 and np.isnan(df.at["cofitune", "Spec_std"])
+    assert df.at["original", "Vers_lo"] <= 62.5 <= df.at["original", "Vers_hi"]
+
+
+def test_table_matches_golden_csv(tmp_path):
+    """The whole layout (columns, order, every number) from hand-written metrics files."""
+    df = build_table(_three(tmp_path)).drop(columns=["sources"])
+    golden = pd.read_csv(GOLDEN_CSV, dtype={"seed_list": str, "git_sha": str})
+    pd.testing.assert_frame_equal(df.reset_index(drop=True), golden, check_dtype=False, atol=1e-6)
+
+
+def test_uni_weights_are_configurable(tmp_path):
+    df = build_table(_three(tmp_path), uni={"spec": 0.25, "vers": 0.75}).set_index("method")
+    assert df.at["original", "Uni"] == pytest.approx(0.25 * 40 + 0.75 * 62.5)
+
+
+def test_seeds_are_one_row_with_mean_and_std(tmp_path):
+    paths = _three(tmp_path)[1:]
+    items = {"mmlu": [1, 1, 0, 0], "arc": [1, 1, 1, 0], "piqa": [1, 0, 1, 0]}
+    paths += [_metrics(tmp_path, "cofitune", 70.0, items, 0.1, seed=1, spec_items=[70.0, 70.0, 70.0, 70.0]),
+              _metrics(tmp_path, "cofitune", 74.0, items, 0.1, seed=2, spec_items=[74.0, 74.0, 74.0, 74.0])]
+    df = build_table(paths).set_index("method")
+    row = df.loc["cofitune"]
+    assert row["variant"] == "v" and row["seeds"] == 2 and row["seed_list"] == "1;2"
+    assert row["Spec"] == pytest.approx(72.0) and row["Spec_std"] == pytest.approx(np.std([70, 74], ddof=1))
+    assert (row["Spec_lo"], row["Spec_hi"]) == (72.0, 72.0)  # CI over seed-averaged items
+    assert "72.00 ± 2.83" in to_markdown(build_table(paths))
+
+
+def test_best_values_bold_and_dirty_rows_flagged(tmp_path):
+    df = build_table(_three(tmp_path, dirty=True))
+    md = to_markdown(df)
+    cofi = next(line for line in md.splitlines() if line.startswith("| cofitune/v"))
+    full = next(line for line in md.splitlines() if line.startswith("| full_sft/v"))
+    orig = next(line for line in md.splitlines() if line.startswith("| original/v"))
+    assert "cofitune/v †" in cofi and "†" not in full
+    # Vers: original (62.5) is the reference, not a competitor; cofitune's 56.25 is the best fine-tuned row
+    assert "**56.25" in cofi and "**" not in orig
+    assert "**80.00" in full  # Spec: full_sft best
+    tex = to_latex(df)
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\textbf{80.00" in tex
+    assert r"cofitune/v $^\dagger$" in tex and r"\_" in tex  # escaped underscores (full\_sft)
 
 
 def test_write_tables(tmp_path):
     orig = _metrics(tmp_path, "original", 40.0, {"mmlu": [1, 0], "arc": [1, 1], "piqa": [0, 1]})
-    write_tables([orig], tmp_path / "t.csv", tmp_path / "t.md")
+    write_tables([orig], tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")
     assert "original" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "t.csv").read_text().startswith("model,task,method,variant")
+    assert (tmp_path / "t.tex").read_text().count(r"\begin{tabular}") == 1
+
+
+def test_two_references_are_refused(tmp_path):
+    paths = _three(tmp_path)
+    paths.append(_metrics(tmp_path, "original", 41.0, {"mmlu": [1, 0, 0, 0], "arc": [1, 1, 1, 1],
+                                                        "piqa": [1, 0, 1, 0]}, row="other"))
+    with pytest.raises(ValueError, match="2 'original' rows"):
+        build_table(paths)
 
 
 def test_bootstrap_ci_brackets_mean_and_is_seeded():

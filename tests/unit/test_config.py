@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cofitune.config import check_config, read_task_sheet, run_config
+from cofitune.config import check_config, configured_runs, read_task_sheet, run_config, run_sources
 from cofitune.model import read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +80,38 @@ def test_sheet_errors(tmp_path):
     tasks.write_text("t:\n  loader: squad\n  train: a\n  test: b\n  instruction: i\n  evaluator: squad\n  colour: red\n")
     with pytest.raises(ValueError, match=r"tasks\.yaml: t: unknown key\(s\) \['colour'\]"):
         read_task_sheet(tasks)
+
+
+def test_run_config_holds_only_what_the_run_depends_on(config):
+    """Staleness: `original` does not train, so train.* is not in its run.json (editing lr leaves it alone)."""
+    orig = run_config(config, "smollm2-135m", "squad", "original", "base", ROOT)
+    cofi = run_config(config, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
+    assert "train" not in orig and cofi["train"]["lr"] == config["train"]["lr"]
+    assert orig["template"] == cofi["template"] == config["train"]["template"]  # the prompt is shared
+    edited = copy.deepcopy(config)
+    edited["train"]["lr"] = 1e-5
+    assert run_config(edited, "smollm2-135m", "squad", "original", "base", ROOT) == orig
+    assert run_config(edited, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT) != cofi
+
+
+def test_seeds_repeat_training_rows_and_seed_their_sources(config):
+    cfg = copy.deepcopy(config)
+    cfg["methods"].append({"method": "wise_ft", "variant": "full", "params": {"source": ["full_sft", "all"]},
+                           "sweep": {"alpha": [0.5]}})
+    cfg["seeds"] = [1, 2]
+    validate(cfg, SCHEMA)
+    runs = {(r["method"], r["variant"]): r for r in configured_runs(cfg)}
+    assert ("original", "base") in runs and runs["original", "base"]["seed"] is None  # no training: one run
+    assert {k for k in runs if k[0] == "full_sft"} == {("full_sft", "all-seed1"), ("full_sft", "all-seed2")}
+    assert runs["full_sft", "all-seed2"]["row"] == "all" and runs["full_sft", "all-seed2"]["seed"] == 2
+    assert ("wise_ft", "full-alpha0.5-seed2") in runs
+    assert run_sources(cfg, "wise_ft", "full-alpha0.5-seed2") == [("full_sft", "all-seed2")]
+    rc = run_config(cfg, "smollm2-135m", "squad", "full_sft", "all-seed2", ROOT)
+    assert rc["seed"] == rc["train"]["seed"] == 2 and rc["row"] == "all"
+    check_config(cfg, ROOT)  # sources of seeded runs resolve
+
+
+def test_seeds_must_be_unique():
+    cfg = {"models": ["m"], "tasks": ["t"], "methods": [{"method": "original", "variant": "b"}], "seeds": [1, 1]}
+    with pytest.raises(WorkflowError):
+        validate(cfg, SCHEMA)

@@ -1,0 +1,242 @@
+"""Plots: Pareto front on hand tables, and each figure written as a PNG and a text-searchable SVG."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cofitune.plots import (SPEC_LABEL, VERS_LABEL, importance_heatmap, load_importance_for_plot, pareto_front,
+                            pareto_plot, search_plot)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NAN = math.nan
+
+
+def _check_files(tmp_path, stem: str) -> str:
+    """Both files exist, the PNG is a PNG, no temp file is left; returns the SVG text."""
+    png, svg = tmp_path / "out" / f"{stem}.png", tmp_path / "out" / f"{stem}.svg"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    text = svg.read_text(encoding="utf-8")
+    assert "<svg" in text
+    assert not list((tmp_path / "out").glob("*.tmp"))
+    return text
+
+
+def _paths(tmp_path, stem: str):
+    return tmp_path / "out" / f"{stem}.png", tmp_path / "out" / f"{stem}.svg"
+
+
+# ---- pareto_front ------------------------------------------------------------------------------------
+
+def test_pareto_front_excludes_dominated_point():
+    # (Vers, Spec): index 1 is beaten by index 2 on both axes
+    assert pareto_front([(50, 10), (20, 20), (30, 40), (10, 60)]) == [3, 2, 0]
+
+
+def test_pareto_front_keeps_exact_ties():
+    assert pareto_front([(30, 30), (30, 30), (10, 10)]) == [0, 1]
+
+
+def test_pareto_front_equal_on_one_axis_is_dominated():
+    assert pareto_front([(30, 30), (30, 20), (20, 30)]) == [0]
+
+
+def test_pareto_front_single_point():
+    assert pareto_front([(1.5, 2.5)]) == [0]
+
+
+def test_pareto_front_rejects_nan():
+    with pytest.raises(ValueError, match="point 1"):
+        pareto_front([(1, 1), (NAN, 2)])
+
+
+# ---- pareto_plot -------------------------------------------------------------------------------------
+
+def _row(method, variant, spec, vers, setting="", ci=2.0):
+    return {"model": "m", "task": "t", "method": method, "variant": variant, "setting": setting,
+            "Spec": spec, "Spec_lo": spec - ci, "Spec_hi": spec + ci,
+            "Vers": vers, "Vers_lo": vers - ci, "Vers_hi": vers + ci}
+
+
+def _table(with_wise: bool = False) -> pd.DataFrame:
+    rows = [_row("original", "base", 10.0, 60.0, setting=NAN),
+            _row("full_sft", "all", 50.0, 30.0),
+            _row("lora", "r8", 40.0, 45.0, setting="alpha=16;modules=mha+ffn;r=8"),
+            _row("cofitune", "best", 48.0, 50.0, setting="")]
+    rows[3]["Vers_lo"] = rows[3]["Vers_hi"] = NAN  # no Vers whisker on this row
+    if with_wise:
+        rows += [_row("wise_ft", f"full-alpha{a}", 10 + 40 * a, 60 - 30 * a,
+                      setting=f"alpha={a};source=['full_sft', 'all']") for a in (0.75, 0.25, 0.5)]
+    return pd.DataFrame(rows)
+
+
+def test_pareto_plot_writes_png_and_svg_with_labels(tmp_path):
+    pareto_plot(_table(), *_paths(tmp_path, "pareto"), title="m / t")
+    svg = _check_files(tmp_path, "pareto")
+    for text in ("original/base", "full_sft/all", "lora/r8", "cofitune/best", VERS_LABEL, SPEC_LABEL,
+                 "Pareto front", "m / t"):
+        assert text in svg, text
+    assert "Wise-FT" not in svg
+
+
+def test_pareto_plot_draws_wise_ft_curve(tmp_path):
+    pareto_plot(_table(with_wise=True), *_paths(tmp_path, "wise"), title="wise")
+    svg = _check_files(tmp_path, "wise")
+    assert "Wise-FT (alpha)" in svg
+    assert "wise_ft/full-alpha0.5" in svg
+
+
+def test_pareto_plot_wise_ft_without_alpha_raises(tmp_path):
+    table = _table(with_wise=True)
+    table.loc[table["method"] == "wise_ft", "setting"] = "source=x"
+    with pytest.raises(ValueError, match="alpha"):
+        pareto_plot(table, *_paths(tmp_path, "bad"), title="t")
+
+
+@pytest.mark.parametrize("column", ["Spec_hi", "setting", "method"])
+def test_pareto_plot_missing_column_named(tmp_path, column):
+    with pytest.raises(ValueError, match=column):
+        pareto_plot(_table().drop(columns=[column]), *_paths(tmp_path, "bad"), title="t")
+    assert not (tmp_path / "out").exists()
+
+
+def test_pareto_plot_empty_table_raises(tmp_path):
+    with pytest.raises(ValueError, match="no rows"):
+        pareto_plot(_table().iloc[0:0], *_paths(tmp_path, "empty"), title="t")
+
+
+def test_pareto_plot_nan_point_raises(tmp_path):
+    table = _table()
+    table.loc[2, "Spec"] = NAN
+    with pytest.raises(ValueError, match="lora/r8"):
+        pareto_plot(table, *_paths(tmp_path, "nan"), title="t")
+
+
+# ---- search_plot -------------------------------------------------------------------------------------
+
+def _node(layers, modules, spec, vers):
+    return {"spec": spec, "vers": vers, "uni": (spec + vers) / 2, "node": f"{modules}@{layers}",
+            "layers": layers, "modules": modules}
+
+
+def _levels(stopped_last: bool):
+    l1 = [_node("bottom-plus", "mha+ffn", 30.1, 25.2), _node("middle-plus", "mha+ffn", 28.0, 27.0),
+          _node("top-plus", "mha+ffn", 26.0, 24.0)]
+    l2 = [_node("bottom2", "mha+ffn", 29.0, 28.5), _node("middle", "mha+ffn", 27.5, 29.0)]
+    l3 = [_node("middle", "mha", 20.0, 31.0), _node("middle", "ffn", 29.5, 30.0),
+          _node("middle", "mha+ffn", 27.5, 29.0)]
+    common = {"criterion": "uni", "min_vers_pct": None, "order": "range-first"}
+    last_chosen = "mha+ffn@middle" if stopped_last else "ffn@middle"
+    return [
+        {"level": 1, "parent": "mha+ffn@all", **common, "stopped": False, "visited": l1,
+         "chosen": {"node": "mha+ffn@middle-plus", "layers": "middle-plus", "modules": "mha+ffn"}},
+        {"level": 2, "parent": "mha+ffn@middle-plus", **common, "stopped": False, "visited": l2,
+         "chosen": {"node": "mha+ffn@middle", "layers": "middle", "modules": "mha+ffn"}},
+        {"level": 3, "parent": "mha+ffn@middle", **common, "stopped": stopped_last, "visited": l3,
+         "chosen": {"node": last_chosen}},
+    ]
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_search_plot_three_levels(tmp_path, stopped):
+    levels = _levels(stopped)
+    search_plot(levels, *_paths(tmp_path, "search"), title="tree search")
+    svg = _check_files(tmp_path, "search")
+    for level in levels:
+        for v in level["visited"]:
+            assert v["node"] in svg, v["node"]
+    assert "level 1" in svg and "level 2" in svg
+    assert ("(stopped: parent kept)" in svg) == stopped
+
+
+def test_search_plot_level_one_stopped_at_root(tmp_path):
+    levels = _levels(False)[:1]
+    levels[0] |= {"stopped": True, "chosen": {"node": "mha+ffn@all"}}
+    search_plot(levels, *_paths(tmp_path, "root"), title="t")
+    assert "(stopped: parent kept)" in _check_files(tmp_path, "root")
+
+
+def test_search_plot_grid_mode(tmp_path):
+    grid = {"mode": "exhaustive", "criterion": "uni", "visited": _levels(False)[0]["visited"],
+            "chosen": {"node": "mha+ffn@middle-plus"}}
+    search_plot(grid, *_paths(tmp_path, "grid"), title="grid")
+    svg = _check_files(tmp_path, "grid")
+    assert "mha+ffn@top-plus" in svg and "grid (exhaustive)" in svg
+
+
+def test_search_plot_missing_key_named(tmp_path):
+    levels = _levels(False)
+    del levels[1]["visited"][0]["vers"]
+    with pytest.raises(ValueError, match="vers"):
+        search_plot(levels, *_paths(tmp_path, "bad"), title="t")
+    levels = _levels(False)
+    del levels[2]["chosen"]
+    with pytest.raises(ValueError, match="chosen"):
+        search_plot(levels, *_paths(tmp_path, "bad"), title="t")
+    levels = _levels(False)
+    levels[0]["visited"].append(dict(levels[0]["visited"][0]))
+    with pytest.raises(ValueError, match=r"mha\+ffn@bottom-plus"):
+        search_plot(levels, *_paths(tmp_path, "bad"), title="t")
+    with pytest.raises(ValueError, match="non-empty list"):
+        search_plot([], *_paths(tmp_path, "bad"), title="t")
+
+
+def test_search_plot_chosen_not_visited_raises(tmp_path):
+    levels = _levels(False)
+    levels[1]["chosen"] = {"node": "ffn@top"}
+    with pytest.raises(ValueError, match="ffn@top"):
+        search_plot(levels, *_paths(tmp_path, "bad"), title="t")
+
+
+# ---- importance --------------------------------------------------------------------------------------
+
+def _importance(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"head": rng.random((8, 4)), "intermediate": rng.random((8, 128)), "output": rng.random((8, 64))}
+
+
+def test_importance_heatmap_writes_files(tmp_path):
+    imp = _importance()
+    imp["head"] = torch.from_numpy(imp["head"]).float()  # tensors and arrays both accepted
+    importance_heatmap(imp, *_paths(tmp_path, "imp"), title="importance")
+    svg = _check_files(tmp_path, "imp")
+    for text in ("attention heads", "FFN neurons (up_proj)", "FFN outputs (down_proj)", "importance |tanh(z)|"):
+        assert text in svg, text
+
+
+def test_importance_heatmap_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="raw.head"):
+        importance_heatmap({**_importance(), "raw.head": np.zeros((8, 4))}, *_paths(tmp_path, "bad"), title="t")
+    with pytest.raises(ValueError, match="'output'"):
+        importance_heatmap({"output": np.full((8, 4), 2.0)}, *_paths(tmp_path, "bad"), title="t")
+
+
+def _write_importance(path, keys=("head", "intermediate", "output")):
+    imp = {k: torch.from_numpy(v).float() for k, v in _importance(1).items()}
+    tensors = {f"raw.{k}": v * 10 for k, v in imp.items()} | {k: imp[k] for k in keys}
+    save_file(tensors, str(path))
+    return imp
+
+
+def test_load_importance_for_plot_returns_normalised_keys(tmp_path):
+    imp = _write_importance(tmp_path / "imp.safetensors")
+    got = load_importance_for_plot(tmp_path / "imp.safetensors")
+    assert set(got) == {"head", "intermediate", "output"}
+    for k, v in got.items():
+        assert isinstance(v, np.ndarray)
+        np.testing.assert_allclose(v, imp[k].numpy())
+    importance_heatmap(got, *_paths(tmp_path, "loaded"), title="t")
+    _check_files(tmp_path, "loaded")
+
+
+def test_load_importance_for_plot_missing_head(tmp_path):
+    path = tmp_path / "nohead.safetensors"
+    _write_importance(path, keys=("intermediate", "output"))
+    with pytest.raises(ValueError, match="head") as err:
+        load_importance_for_plot(path)
+    assert "nohead.safetensors" in str(err.value)
