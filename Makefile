@@ -6,7 +6,7 @@ CORES  ?= 2
 export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 
-.PHONY: demo test test-fast env clean
+.PHONY: demo test test-fast env clean system-deps
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,18 @@ $(BIN)/snakemake: pyproject.toml
 
 env: $(BIN)/snakemake
 
-demo: env  ## set up and run the default DAG (SmolLM2-135M-Instruct on SQuAD)
+system-deps:  ## headless Chromium (report screenshots/tests); apt-get as root on Debian
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+demo: env system-deps  ## set up and run the default DAG (SmolLM2-135M-Instruct on SQuAD), report + screenshot
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
-	@echo "Table: results/tables/main.md (CSV: results/tables/main.csv)"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/report.html
+	$(BIN)/python -m cofitune report-capture --report results/report.html --result pareto.png --png results/report_pareto.png
+	@echo "Table: results/tables/main.md (also .html .tex .csv); report: results/report.html; plots: results/plots/"
 	@cat results/tables/main.md
 
-test: env  ## set up and run the whole test suite (fast unit tier + real-DAG integration tier)
+test: env system-deps  ## set up and run the whole test suite (fast unit tier + real-DAG integration tier)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow"
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m slow
 

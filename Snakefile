@@ -17,12 +17,14 @@ include: "rules/train.smk"
 include: "rules/search.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+include: "rules/plots.smk"
 
 
 rule all:
     input:
         rules.aggregate_results.output,
         search_targets(),
+        plot_targets(),
     default_target: True
 
 

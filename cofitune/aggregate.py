@@ -238,11 +238,34 @@ def to_latex(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def to_html(df: pd.DataFrame) -> str:
+    """A self-contained HTML page (the Snakemake report shows it in its viewer)."""
+    from html import escape
+
+    style = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:2em}"
+             "th,td{padding:3px 8px;text-align:right;border-bottom:1px solid #ddd}"
+             "th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}"
+             "thead th{border-bottom:2px solid #333}caption{text-align:left;font-weight:bold;padding:4px 0}")
+    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>cofitune table</title><style>{style}</style>"
+           "</head><body><h1>cofitune: comparison table</h1>", f"<p>{escape(FOOTNOTE)}</p>"]
+    for title, header, rows, marks in display_blocks(df):
+        out.append(f"<table><caption>{escape(title)}</caption><thead><tr>"
+                   + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        for cells, best in zip(rows, marks):
+            out.append("<tr>" + "".join(f"<td><b>{escape(c)}</b></td>" if h in best else f"<td>{escape(c)}</td>"
+                                        for h, c in zip(header, cells)) + "</tr>")
+        out.append("</tbody></table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
 def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: str | Path | None = None,
-                 uni: dict[str, float] | None = None) -> pd.DataFrame:
+                 html: str | Path | None = None, uni: dict[str, float] | None = None) -> pd.DataFrame:
     df = build_table(paths, uni)
     atomic_write_text(csv, df.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(md, to_markdown(df))
     if tex is not None:
         atomic_write_text(tex, to_latex(df))
+    if html is not None:
+        atomic_write_text(html, to_html(df))
     return df

@@ -124,8 +124,61 @@ def cmd_search_grid(a) -> None:
 def cmd_aggregate(a) -> None:
     from cofitune.aggregate import write_tables
 
-    df = write_tables(a.metrics, a.csv, a.md, a.tex, uni=_uni(a))
+    df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a))
     log.info("table with %d rows -> %s", len(df), a.md)
+
+
+def cmd_plot_pareto(a) -> None:
+    import pandas as pd
+
+    from cofitune.plots import pareto_plot
+
+    df = pd.read_csv(a.table, dtype={"setting": str})
+    block = df[(df.model == a.model) & (df.task == a.task)]
+    if block.empty:
+        raise ValueError(f"{a.table}: no rows for model {a.model!r} and task {a.task!r}")
+    pareto_plot(block, a.png, a.svg, title=f"{a.task} · {a.model}: speciality vs versatility")
+
+
+def cmd_plot_search(a) -> None:
+    from cofitune.io import read_json
+    from cofitune.plots import search_plot
+
+    records = [read_json(p) for p in a.levels]
+    search_plot(records[0] if len(records) == 1 and "parent" not in records[0] else records, a.png, a.svg,
+                title=a.title)
+
+
+def cmd_plot_importance(a) -> None:
+    from cofitune.plots import importance_heatmap, load_importance_for_plot
+
+    importance_heatmap(load_importance_for_plot(a.importance), a.png, a.svg, title=a.title)
+
+
+def cmd_report_capture(a) -> None:
+    from cofitune.report import capture, shown_payloads
+
+    dom = capture(a.report, a.result, a.png)
+    shown = shown_payloads(dom)
+    if not shown:
+        raise RuntimeError(f"{a.report}: Chromium rendered no image or page for {a.result!r}")
+    log.info("%s shows %s -> %s", a.report, [(m, len(b)) for m, b in shown], a.png)
+
+
+def cmd_bench(a) -> int:
+    from cofitune import bench
+
+    if a.refresh:
+        out = bench.refresh(a.suite, cores=a.cores, workdir=a.workdir)
+        log.info("stored baselines of suite %s -> %s", a.suite, out)
+        return 0
+    if not a.method:
+        raise ValueError("cofitune bench: give --method NAME (or --refresh to store the suite's baselines)")
+    verdict = bench.run_bench(a.suite, a.method, variant=a.variant, params=bench.parse_mapping(a.params, "--params"),
+                              train=bench.parse_mapping(a.train, "--train"), plugins=a.plugin, cores=a.cores,
+                              workdir=a.workdir)
+    print(bench.to_markdown(verdict))
+    return 0 if verdict["passed"] else 1
 
 
 def _add_uni(s) -> None:
@@ -215,8 +268,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", required=True)
     s.add_argument("--md", required=True)
     s.add_argument("--tex", default=None, help="LaTeX booktabs table (optional)")
+    s.add_argument("--html", default=None, help="HTML table for the Snakemake report (optional)")
     _add_uni(s)
     s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("plot-pareto", help="Spec-vs-Vers Pareto plot of one (model, task) from the table CSV")
+    s.add_argument("--table", required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--task", required=True)
+    s.set_defaults(func=cmd_plot_pareto)
+    s = sub.add_parser("plot-search", help="tree-search plot from level JSON files (or grid.json)")
+    s.add_argument("--levels", nargs="+", required=True)
+    s.add_argument("--title", required=True)
+    s.set_defaults(func=cmd_plot_search)
+    s = sub.add_parser("plot-importance", help="importance heatmaps (layer x unit) from an importance file")
+    s.add_argument("--importance", required=True)
+    s.add_argument("--title", required=True)
+    s.set_defaults(func=cmd_plot_importance)
+    s = sub.add_parser("report-capture", help="screenshot one result of a Snakemake report in headless Chromium")
+    s.add_argument("--report", required=True, help="report.html from `snakemake --report`")
+    s.add_argument("--result", required=True, help="the result's path suffix, e.g. pareto.png")
+    s.add_argument("--png", required=True, help="screenshot to write")
+    s.set_defaults(func=cmd_report_capture)
+    s = sub.add_parser("bench", help="regression-benchmark a method against a suite's stored baselines",
+                       description="Run one method through a bench suite (config/bench/<suite>.yaml) and gate it "
+                                   "against the suite's stored reference: writes verdict.json and verdict.md, "
+                                   "exits 0 on pass and 1 on fail. --refresh re-runs and stores the baselines.")
+    s.add_argument("--suite", required=True, help="suite name under config/bench/ or a YAML path")
+    s.add_argument("--method", help="registered method name (add --plugin for a method in its own file)")
+    s.add_argument("--variant", default="bench", help="variant name of the new row (default: bench)")
+    s.add_argument("--params", help="method params as a JSON object")
+    s.add_argument("--train", help="train overrides for this row as a JSON object, e.g. '{\"lr\": 1e-4}'")
+    s.add_argument("--plugin", action="append", default=[], help="method file to load (repeatable)")
+    s.add_argument("--cores", type=int, default=2)
+    s.add_argument("--workdir", type=Path, default=None,
+                   help="Snakemake working directory (default: results/bench/<suite>/<method>-<variant>)")
+    s.add_argument("--refresh", action="store_true", help="re-run the suite's methods and store their metrics")
+    s.set_defaults(func=cmd_bench)
+    for name in ("plot-pareto", "plot-search", "plot-importance"):
+        sub.choices[name].add_argument("--png", required=True)
+        sub.choices[name].add_argument("--svg", required=True)
     return p
 
 
@@ -230,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _offline()
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, FileNotFoundError) as err:  # user errors: one clear line; bugs keep their traceback
         log.error("%s failed: %s", args.command, err)
         return 2
-    return 0
+    return status or 0  # commands with a verdict (bench) return 1 on fail
 
 
 if __name__ == "__main__":

@@ -62,6 +62,41 @@ def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: s
             "items": items}
 
 
+@torch.no_grad()
+def answer_nll(model: nn.Module, tok, examples: list[dict], *, template: str, batch_size: int = 16,
+               progress: bool = True) -> list[float]:
+    """Teacher-forced NLL (nats per token) of each reference answer (+EOS) given its prompt.
+
+    A continuous speciality signal: it moves with training even where generation scores 0 (a tiny
+    model), and it explodes when a method breaks the model.
+    """
+    import torch.nn.functional as F
+
+    encoded = []
+    for ex in examples:
+        p_ids = tok(build_prompt(ex, template, tok), add_special_tokens=False)["input_ids"]
+        o_ids = tok(ex["output"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        encoded.append((p_ids + o_ids, len(p_ids)))
+    device = next(model.parameters()).device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    out: list[float] = []
+    for start in tqdm(range(0, len(encoded), batch_size), desc="answer nll", disable=not progress):
+        chunk = encoded[start:start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for i, (row, n_prompt) in enumerate(chunk):
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+            labels[i, n_prompt:len(row)] = torch.tensor(row[n_prompt:])
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:].to(device), reduction="none")
+        n_tokens = (labels[:, 1:] != -100).sum(dim=1).to(device)
+        out += (loss.sum(dim=1) / n_tokens).tolist()
+    return out
+
+
 def write_predictions(path: str | Path, items: list[dict]) -> None:
     import json
 

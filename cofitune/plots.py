@@ -12,8 +12,9 @@ import math
 import os
 import re
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import matplotlib
 
@@ -53,6 +54,16 @@ def _save(fig, png: str | Path, svg: str | Path) -> None:
         plt.close(fig)
         for tmp, _ in tmps:
             tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _figure(*args, **kwargs) -> Iterator[tuple[Any, Any]]:
+    """``plt.subplots(...)`` whose figure is closed on exit, also when drawing raises."""
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+    finally:
+        plt.close(fig)
 
 
 def _finite(value: Any, what: str) -> float:
@@ -143,52 +154,52 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
     xs = [_finite(v, f"row {lab}: Vers") for v, lab in zip(df["Vers"], labels)]
     ys = [_finite(v, f"row {lab}: Spec") for v, lab in zip(df["Spec"], labels)]
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    methods = list(dict.fromkeys(df["method"]))
-    style = {m: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
-    seen: set[str] = set()
-    for i, row in df.iterrows():
-        colour, marker = style[row["method"]]
-        ax.errorbar(xs[i], ys[i], xerr=_whisker(row, "Vers", labels[i]), yerr=_whisker(row, "Spec", labels[i]),
-                    fmt=marker, color=colour, ms=6, capsize=3, elinewidth=1, zorder=3,
-                    label=None if row["method"] in seen else row["method"])
-        seen.add(row["method"])
-        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    with _figure(figsize=(8, 5.5)) as (fig, ax):
+        methods = list(dict.fromkeys(df["method"]))
+        style = {m: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
+        seen: set[str] = set()
+        for i, row in df.iterrows():
+            colour, marker = style[row["method"]]
+            ax.errorbar(xs[i], ys[i], xerr=_whisker(row, "Vers", labels[i]), yerr=_whisker(row, "Spec", labels[i]),
+                        fmt=marker, color=colour, ms=6, capsize=3, elinewidth=1, zorder=3,
+                        label=None if row["method"] in seen else row["method"])
+            seen.add(row["method"])
+            ax.annotate(labels[i], (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points", fontsize=7)
 
-    front = pareto_front(list(zip(xs, ys)))
-    ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="0.35", lw=1.2, zorder=2,
-            label="Pareto front")
+        front = pareto_front(list(zip(xs, ys)))
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="0.35", lw=1.2, zorder=2,
+                label="Pareto front")
 
-    wise = df[df["method"] == "wise_ft"]
-    if len(wise):
-        groups: dict[str, list[tuple[float, int]]] = {}
-        for i, row in wise.iterrows():
-            params = parse_setting(row["setting"])
-            if "alpha" not in params:
-                raise ValueError(f"row {labels[i]}: setting {row['setting']!r} has no 'alpha'")
-            alpha = _finite(params.pop("alpha"), f"row {labels[i]}: alpha")
-            key = ";".join(f"{k}={v}" for k, v in sorted(params.items()))
-            groups.setdefault(key, []).append((alpha, i))
-        colour = style["wise_ft"][0]
-        for key, members in groups.items():
-            members.sort()
-            path = [(xs[i], ys[i]) for _, i in members]
-            source = parse_setting(df.at[members[0][1], "setting"]).get("source", "")
-            start = _single_row(df, "original", "alpha=0")
-            end = _single_row(df, "full_sft", "alpha=1", source)
-            if start is not None:
-                path.insert(0, (float(start["Vers"]), float(start["Spec"])))
-            if end is not None:
-                path.append((float(end["Vers"]), float(end["Spec"])))
-            name = "Wise-FT (alpha)" if len(groups) == 1 else f"Wise-FT (alpha) {key}"
-            ax.plot(*zip(*path), "-", color=colour, lw=1.5, alpha=0.8, zorder=2, label=name)
+        wise = df[df["method"] == "wise_ft"]
+        if len(wise):
+            groups: dict[str, list[tuple[float, int]]] = {}
+            for i, row in wise.iterrows():
+                params = parse_setting(row["setting"])
+                if "alpha" not in params:
+                    raise ValueError(f"row {labels[i]}: setting {row['setting']!r} has no 'alpha'")
+                alpha = _finite(params.pop("alpha"), f"row {labels[i]}: alpha")
+                key = ";".join(f"{k}={v}" for k, v in sorted(params.items()))
+                groups.setdefault(key, []).append((alpha, i))
+            colour = style["wise_ft"][0]
+            for key, members in groups.items():
+                members.sort()
+                path = [(xs[i], ys[i]) for _, i in members]
+                source = parse_setting(df.at[members[0][1], "setting"]).get("source", "")
+                start = _single_row(df, "original", "alpha=0")
+                end = _single_row(df, "full_sft", "alpha=1", source)
+                if start is not None:
+                    path.insert(0, (float(start["Vers"]), float(start["Spec"])))
+                if end is not None:
+                    path.append((float(end["Vers"]), float(end["Spec"])))
+                name = "Wise-FT (alpha)" if len(groups) == 1 else f"Wise-FT (alpha) {key}"
+                ax.plot(*zip(*path), "-", color=colour, lw=1.5, alpha=0.8, zorder=2, label=name)
 
-    ax.set_xlabel(VERS_LABEL)
-    ax.set_ylabel(SPEC_LABEL)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.4)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    _save(fig, png, svg)
+        ax.set_xlabel(VERS_LABEL)
+        ax.set_ylabel(SPEC_LABEL)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.4)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        _save(fig, png, svg)
 
 
 # ---- tree-search plot -------------------------------------------------------------------------------
@@ -250,47 +261,47 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
             raise ValueError(f"search_plot: 'level' values must be distinct integers, got {nums}")
         checked.sort(key=lambda item: item[0]["level"])
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    known: dict[str, tuple[float, float]] = {}  # node id -> (vers, spec), latest level wins
-    path: list[tuple[float, float]] = []
-    starred = False
-    for n, (rec, visited) in enumerate(checked):
-        colour, marker = f"C{n % 10}", MARKERS[n % len(MARKERS)]
-        if grid:
-            label = "grid (exhaustive)"
-        else:
-            label = f"level {rec['level']}" + (" (stopped: parent kept)" if rec["stopped"] else "")
-        ax.scatter([v["vers"] for v in visited], [v["spec"] for v in visited], c=colour, marker=marker,
-                   s=40, zorder=3, label=label)
-        here = {v["node"]: (v["vers"], v["spec"]) for v in visited}
-        for node, point in here.items():
-            if known.get(node) != point:  # a node re-used at the same spot (level-3 parent) is labelled once
-                ax.annotate(node, point, xytext=(4, 4), textcoords="offset points", fontsize=7)
-        chosen = str(rec["chosen"]["node"])
-        point = here.get(chosen) or (known.get(chosen) if not grid and rec["stopped"] else None)
-        known.update(here)
-        if point is None:
-            if grid or not rec["stopped"]:
-                raise ValueError(f"{'grid' if grid else 'level ' + str(rec['level'])}: chosen node "
-                                 f"{chosen!r} is not among the visited nodes")
-            continue  # parent kept at level 1: the root has no scores to draw
-        ax.scatter(*point, marker="*", s=260, facecolor="none", edgecolor="black", linewidth=1.3, zorder=4,
-                   label=None if starred else "chosen")
-        starred = True
-        if path and path[-1] != point:
-            ax.annotate("", xy=point, xytext=path[-1], zorder=2,
-                        arrowprops={"arrowstyle": "->", "color": "0.2", "lw": 1.3})
-        path.append(point)
+    with _figure(figsize=(8, 5.5)) as (fig, ax):
+        known: dict[str, tuple[float, float]] = {}  # node id -> (vers, spec), latest level wins
+        path: list[tuple[float, float]] = []
+        starred = False
+        for n, (rec, visited) in enumerate(checked):
+            colour, marker = f"C{n % 10}", MARKERS[n % len(MARKERS)]
+            if grid:
+                label = "grid (exhaustive)"
+            else:
+                label = f"level {rec['level']}" + (" (stopped: parent kept)" if rec["stopped"] else "")
+            ax.scatter([v["vers"] for v in visited], [v["spec"] for v in visited], c=colour, marker=marker,
+                       s=40, zorder=3, label=label)
+            here = {v["node"]: (v["vers"], v["spec"]) for v in visited}
+            for node, point in here.items():
+                if known.get(node) != point:  # a node re-used at the same spot (level-3 parent) is labelled once
+                    ax.annotate(node, point, xytext=(4, 4), textcoords="offset points", fontsize=7)
+            chosen = str(rec["chosen"]["node"])
+            point = here.get(chosen) or (known.get(chosen) if not grid and rec["stopped"] else None)
+            known.update(here)
+            if point is None:
+                if grid or not rec["stopped"]:
+                    raise ValueError(f"{'grid' if grid else 'level ' + str(rec['level'])}: chosen node "
+                                     f"{chosen!r} is not among the visited nodes")
+                continue  # parent kept at level 1: the root has no scores to draw
+            ax.scatter(*point, marker="*", s=260, facecolor="none", edgecolor="black", linewidth=1.3, zorder=4,
+                       label=None if starred else "chosen")
+            starred = True
+            if path and path[-1] != point:
+                ax.annotate("", xy=point, xytext=path[-1], zorder=2,
+                            arrowprops={"arrowstyle": "->", "color": "0.2", "lw": 1.3})
+            path.append(point)
 
-    ax.set_xlabel(VERS_LABEL)
-    ax.set_ylabel(SPEC_LABEL)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.4)
-    handles, names = ax.get_legend_handles_labels()
-    order = sorted(range(len(names)), key=lambda i: names[i] == "chosen")  # "chosen" last
-    ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper left",
-              bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    _save(fig, png, svg)
+        ax.set_xlabel(VERS_LABEL)
+        ax.set_ylabel(SPEC_LABEL)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.4)
+        handles, names = ax.get_legend_handles_labels()
+        order = sorted(range(len(names)), key=lambda i: names[i] == "chosen")  # "chosen" last
+        ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        _save(fig, png, svg)
 
 
 # ---- importance heatmaps ----------------------------------------------------------------------------
@@ -326,19 +337,19 @@ def importance_heatmap(importance: Mapping[str, Any], png: str | Path, svg: str 
         raise ValueError(f"importance_heatmap: none of the keys {list(UNIT_TITLES)} given")
     mats = {k: _as_matrix(importance[k], k) for k in keys}
 
-    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 1.2 + 2.2 * len(keys)), squeeze=False,
-                             layout="constrained")
-    im = None
-    for ax, key in zip(axes[:, 0], keys):
-        im = ax.imshow(mats[key], aspect="auto", interpolation="nearest", origin="lower", cmap="viridis",
-                       vmin=0.0, vmax=1.0)
-        ax.set_title(UNIT_TITLES[key], fontsize=10)
-        ax.set_ylabel("layer")
-        ax.set_xlabel("unit index")
-        ax.yaxis.get_major_locator().set_params(integer=True)
-    fig.colorbar(im, ax=axes[:, 0].tolist(), label="importance |tanh(z)|")
-    fig.suptitle(title)
-    _save(fig, png, svg)
+    with _figure(len(keys), 1, figsize=(10, 1.2 + 2.2 * len(keys)), squeeze=False,
+                 layout="constrained") as (fig, axes):
+        im = None
+        for ax, key in zip(axes[:, 0], keys):
+            im = ax.imshow(mats[key], aspect="auto", interpolation="nearest", origin="lower", cmap="viridis",
+                           vmin=0.0, vmax=1.0)
+            ax.set_title(UNIT_TITLES[key], fontsize=10)
+            ax.set_ylabel("layer")
+            ax.set_xlabel("unit index")
+            ax.yaxis.get_major_locator().set_params(integer=True)
+        fig.colorbar(im, ax=axes[:, 0].tolist(), label="importance |tanh(z)|")
+        fig.suptitle(title)
+        _save(fig, png, svg)
 
 
 def load_importance_for_plot(path: str | Path) -> dict[str, np.ndarray]:

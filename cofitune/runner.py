@@ -101,7 +101,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
                  model_meta=None, data_meta=None) -> dict:
     """Load the checkpoint once, score speciality and versatility, write ``metrics.json``."""
     from cofitune.data import read_examples
-    from cofitune.evaluate import evaluate_speciality, write_predictions
+    from cofitune.evaluate import answer_nll, evaluate_speciality, write_predictions
     from cofitune.model import load_for_eval
     from cofitune.provenance import collect
     from evaluators.speciality import get_scorer
@@ -118,6 +118,8 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
         repetition_penalty=spec_cfg["repetition_penalty"], n_bootstrap=spec_cfg["n_bootstrap"],
         seed=cfg["seed"])
     log.info("speciality %s = %.2f (95%% CI %.2f-%.2f)", spec["metric"], spec["score"], *spec["ci95"])
+    nll = answer_nll(model, tok, read_examples(test), template=cfg["template"], batch_size=spec_cfg["batch_size"])
+    log.info("answer NLL = %.4f nats/token", sum(nll) / len(nll))
     vers = evaluate_versatility(model, tok, vers_cfg["suites"], limit=vers_cfg["limit"],
                                 batch_size=vers_cfg["batch_size"], max_gen_toks=vers_cfg["max_gen_toks"],
                                 nltk_dir=Path(nltk_dir), apply_chat_template=vers_cfg["apply_chat_template"])
@@ -130,6 +132,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
             "spec": spec["score"], "spec_metric": spec["metric"], "spec_ci95": spec["ci95"],
             "spec_all": spec["metrics"], "spec_n": spec["n"],
             "spec_items": [it[spec["metric"]] for it in spec["items"]],
+            "spec_nll": sum(nll) / len(nll), "spec_nll_items": nll,
             "vers": vers["vers"], "aspects": vers["aspects"], "aspects_tasks": vers_cfg["suites"],
             # timings are not results: they go to meta, so metrics are reproducible bit for bit
             "suites": {k: {kk: vv for kk, vv in v.items() if kk != "seconds"} for k, v in vers["tasks"].items()},

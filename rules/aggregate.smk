@@ -2,7 +2,10 @@ rule aggregate_results:
     input:
         metrics=[f"{RUN}/metrics.json".format(**r) for r in all_runs()],
     output:
-        csv=report("results/tables/main.csv", caption="../workflow/report/main_table.rst", category="Tables"),
+        csv=report("results/tables/main.csv", caption="../workflow/report/main_table.rst", category="Tables",
+                   labels={"table": "every number (CSV)"}),
+        html=report("results/tables/main.html", caption="../workflow/report/main_table.rst", category="Tables",
+                    labels={"table": "main table"}),
         md="results/tables/main.md",
         tex="results/tables/main.tex",
     params:
@@ -11,4 +14,4 @@ rule aggregate_results:
         "logs/aggregate_results.log",
     shell:
         "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} "
-        "--tex {output.tex} {params.uni} > {log} 2>&1"
+        "--tex {output.tex} --html {output.html} {params.uni} > {log} 2>&1"

@@ -102,6 +102,8 @@ def test_metrics_carry_provenance(dag_run):
     assert meta["wall_s"] > 0 and meta["peak_rss_mb"] > 0 and meta["generation"]["tokens_per_s"] > 0
     assert meta["train"]["tokens_per_s"] > 0 and meta["train"]["steps"] == 4
     assert m["metrics"]["suites"]["ifeval"]["n"] == 3 and m["metrics"]["suites"]["mmlu"]["n"] == 6
+    assert len(meta["code_sha256"]) == 64 and m["run"]["seed"] == 1234 and "cuda" in meta["device"]
+    assert len(m["metrics"]["spec_nll_items"]) == 12 and m["metrics"]["spec_nll"] > 0
 
 
 def test_grad_and_update_targets_train_differently(dag_run):
@@ -152,6 +154,49 @@ def test_tree_search_levels_and_searched_run(dag_run):
         mods = set(module_names(chosen["modules"]))
         assert index["names"] and all(int(n.split(".")[2]) in layers and n.split(".")[4] in mods
                                       for n in index["names"])
+
+
+def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path):
+    edit = tmp_path / "lr.yaml"
+    edit.write_text("train: {lr: 0.03}\n")  # config files merge key by key
+    proc = snakemake(dag_run, "-n", "--configfile", str(ROOT / "config/test.yaml"), str(edit))
+    out = proc.stdout + proc.stderr
+    jobs = {}
+    for block in out.split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and lines[0].split(" ")[0] in ("rule", "localrule", "checkpoint") and "wildcards:" in block:
+            rule = lines[0].split(" ")[1].rstrip(":")
+            wc = next(line.split("wildcards:")[1].strip() for line in lines if "wildcards:" in line)
+            jobs.setdefault(rule, []).append(wc)
+    assert len(jobs["train"]) >= 2 * 8  # every trained row of both models (the search trials too)
+    assert all("method=original" not in wc for wcs in jobs.values() for wc in wcs)
+    for untouched in ("prepare_model", "prepare_data", "compute_importance", "plot_importance", "prepare_nltk"):
+        assert untouched not in jobs, untouched
+    assert all("method=wise_ft" in wc or any(f"method={m}," in wc for m in ("full_sft", "coarse_only", "cofitune",
+                                                                           "l2", "lora", "v_softmask"))
+               for wc in jobs["evaluate"])
+
+
+def test_report_opens_in_chromium_with_table_and_pareto_plot(dag_run):
+    from PIL import Image
+
+    from cofitune.report import capture, shown_payloads
+
+    proc = snakemake(dag_run, "--report", "results/report.html")
+    report = dag_run / "results/report.html"
+    assert report.stat().st_size > 100_000, proc.stderr[-2000:]
+    shot = dag_run / "results/report_pareto.png"
+    dom = capture(report, "tiny-llama-8/pareto.png", shot)
+    pareto = (dag_run / "results/plots/squad/tiny-llama-8/pareto.png").read_bytes()
+    assert ("image/png", pareto) in shown_payloads(dom)  # the browser shows exactly the plot file
+    image = Image.open(shot)
+    assert image.size == (1600, 1000) and len(set(image.convert("L").getdata())) > 20  # not a blank page
+    dom = capture(report, "tables/main.html")
+    table = (dag_run / "results/tables/main.html").read_bytes()
+    assert ("text/html", table) in shown_payloads(dom)
+    assert b"<table>" in table and b"cofitune/ffn-bottom2-update" in table
+    for name in ("search.png", "importance.png"):
+        assert any(mime == "image/png" for mime, _ in shown_payloads(capture(report, f"tiny-llama-12/{name}")))
 
 
 def test_unknown_config_key_fails_before_any_job(tmp_path):

@@ -102,7 +102,8 @@ def test_best_values_bold_and_dirty_rows_flagged(tmp_path):
 
 def test_write_tables(tmp_path):
     orig = _metrics(tmp_path, "original", 40.0, {"mmlu": [1, 0], "arc": [1, 1], "piqa": [0, 1]})
-    write_tables([orig], tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")
+    write_tables([orig], tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
+    assert "<td>original/v</td>" in (tmp_path / "t.html").read_text()
     assert "original" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "t.csv").read_text().startswith("model,task,method,variant")
     assert (tmp_path / "t.tex").read_text().count(r"\begin{tabular}") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,6 +79,7 @@ def _table(with_wise: bool = False) -> pd.DataFrame:
 def test_pareto_plot_writes_png_and_svg_with_labels(tmp_path):
     pareto_plot(_table(), *_paths(tmp_path, "pareto"), title="m / t")
     svg = _check_files(tmp_path, "pareto")
+    assert plt.get_fignums() == []
     for text in ("original/base", "full_sft/all", "lora/r8", "cofitune/best", VERS_LABEL, SPEC_LABEL,
                  "Pareto front", "m / t"):
         assert text in svg, text
@@ -191,6 +193,7 @@ def test_search_plot_chosen_not_visited_raises(tmp_path):
     levels[1]["chosen"] = {"node": "ffn@top"}
     with pytest.raises(ValueError, match="ffn@top"):
         search_plot(levels, *_paths(tmp_path, "bad"), title="t")
+    assert plt.get_fignums() == []  # the half-drawn figure was closed
 
 
 # ---- importance --------------------------------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""Regression benchmarking of a new method against frozen baseline results.
+
+A *suite* is a pipeline config (``config/bench/<suite>.yaml``) plus a ``bench`` section: the stored
+reference row and one gate per metric. ``cofitune bench --suite S --refresh`` runs the suite's methods and
+stores their ``metrics.json`` under ``results/baselines/<suite>/`` (on purpose, never implicitly);
+``cofitune bench --suite S --method NAME`` runs one method through the same DAG and writes a verdict:
+per metric the new value, the stored baseline, the difference with its paired 95% bootstrap CI, the gate
+and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from cofitune.aggregate import paired_vers_delta_ci
+from cofitune.io import atomic_write_text, read_json, sha256_text, write_json
+from cofitune.stats import paired_bootstrap_ci
+
+ROOT = Path(__file__).resolve().parent.parent
+# metric -> +1 when higher is better, -1 when lower is better; "aspect:<name>" metrics are +1
+DIRECTION = {"spec": +1, "spec_nll": -1, "vers": +1}
+TESTS = ("point", "ci")
+
+
+def _value_and_ci(metric: str, new: dict, ref: dict, n_boot: int, seed: int) -> tuple[float, float, tuple]:
+    """(new value, baseline value, paired 95% CI of new - baseline) of one metric."""
+    a, b = new["metrics"], ref["metrics"]
+    if metric == "spec":
+        return a["spec"], b["spec"], paired_bootstrap_ci(a["spec_items"], b["spec_items"], n_boot=n_boot, seed=seed)
+    if metric == "spec_nll":
+        for side, m in (("new", a), ("baseline", b)):
+            if "spec_nll_items" not in m:
+                raise ValueError(f"{side} metrics have no spec_nll (written before answer NLL existed): refresh")
+        return (a["spec_nll"], b["spec_nll"],
+                paired_bootstrap_ci(a["spec_nll_items"], b["spec_nll_items"], n_boot=n_boot, seed=seed))
+    if metric == "vers":
+        return a["vers"], b["vers"], paired_vers_delta_ci(a["suites"], b["suites"], a["aspects_tasks"], n_boot, seed)
+    if metric.startswith("aspect:"):
+        aspect = metric.split(":", 1)[1]
+        if aspect not in a["aspects_tasks"]:
+            raise ValueError(f"gate {metric!r}: no aspect {aspect!r} (have {sorted(a['aspects_tasks'])})")
+        only = {aspect: a["aspects_tasks"][aspect]}
+        return (a["aspects"][aspect], b["aspects"][aspect],
+                paired_vers_delta_ci(a["suites"], b["suites"], only, n_boot, seed))
+    raise ValueError(f"unknown gate metric {metric!r}; known: {sorted(DIRECTION)} and aspect:<name>")
+
+
+def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, seed: int = 1234) -> list[dict]:
+    """One verdict entry per gated metric of a new run's metrics against a stored baseline's.
+
+    Gate ``{"test": "point", "max_drop": x}``: fail when the new value is worse than the baseline by more
+    than x. Gate ``{"test": "ci", "max_drop": x}``: fail only when the whole paired 95% CI of the
+    difference lies beyond x in the worse direction (significantly worse). ``max_drop`` is in the
+    metric's unit (points for scores, nats per token for spec_nll).
+    """
+    entries = []
+    for metric, gate in gates.items():
+        test, max_drop = gate.get("test", "point"), float(gate.get("max_drop", 0.0))
+        if test not in TESTS:
+            raise ValueError(f"gate {metric}: test must be one of {TESTS}, got {test!r}")
+        direction = DIRECTION.get(metric, +1)
+        value, base, (lo, hi) = _value_and_ci(metric, new, ref, n_boot, seed)
+        diff = value - base
+        word = "higher" if direction > 0 else "lower"
+        entry = {"metric": metric, "new": value, "baseline": base, "diff": diff, "ci95": [lo, hi],
+                 "better": word, "test": test, "max_drop": max_drop}
+        if not (math.isfinite(value) and math.isfinite(base)):
+            entry |= {"passed": False, "reason": f"{metric} is not finite (new {value}, baseline {base})"}
+        else:
+            worse = -direction * diff  # > 0: worse than the baseline
+            best_case = -direction * (hi if direction > 0 else lo)  # the CI end closest to "not worse"
+            passed = worse <= max_drop if test == "point" else best_case <= max_drop
+            detail = (f"{metric} {value:.3f} vs baseline {base:.3f} (diff {diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}];"
+                      f" {word} is better)")
+            if passed:
+                reason = f"{detail}: within tolerance {max_drop:g} ({test})"
+            elif test == "point":
+                reason = f"{detail}: worse by {worse:.3f} > allowed {max_drop:g}"
+            else:
+                reason = f"{detail}: the whole CI is worse by more than {max_drop:g} (significant regression)"
+            entry |= {"passed": bool(passed), "reason": reason}
+        entries.append(entry)
+    return entries
+
+
+def to_markdown(verdict: dict) -> str:
+    out = [f"# bench verdict: {verdict['method']}/{verdict['variant']} on suite {verdict['suite']}: "
+           f"**{'PASS' if verdict['passed'] else 'FAIL'}**", "",
+           f"Reference: stored `{verdict['reference']}` ({verdict['baselines']}).", ""]
+    for block in verdict["blocks"]:
+        out += [f"## {block['task']} · {block['model']}", "",
+                "| metric | new | baseline | diff [95% CI] | gate | result |", "|---|---|---|---|---|---|"]
+        for e in block["metrics"]:
+            out.append(f"| {e['metric']} ({e['better']} is better) | {e['new']:.3f} | {e['baseline']:.3f} | "
+                       f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] | {e['test']}, max drop "
+                       f"{e['max_drop']:g} | {'pass' if e['passed'] else '**FAIL**'} |")
+        failed = [e["reason"] for e in block["metrics"] if not e["passed"]]
+        out += [""] + [f"- FAIL: {r}" for r in failed] + ([""] if failed else [])
+    return "\n".join(out) + "\n"
+
+
+# ---- orchestration: the suite's DAG through Snakemake ------------------------------------------------
+
+def suite_path(suite: str) -> Path:
+    path = Path(suite) if suite.endswith((".yaml", ".yml")) else ROOT / "config" / "bench" / f"{suite}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (ROOT / "config" / "bench").glob("*.yaml"))
+        raise FileNotFoundError(f"bench suite not found: {path} (suites: {known})")
+    return path
+
+
+def load_suite(suite: str) -> tuple[str, Path, dict]:
+    path = suite_path(suite)
+    cfg = yaml.safe_load(path.read_text()) or {}
+    bench = cfg.get("bench")
+    if not isinstance(bench, dict) or "reference" not in bench or "gates" not in bench:
+        raise ValueError(f"{path}: a bench suite needs `bench: {{reference: {{method, variant}}, gates: {{...}}}}`")
+    ref = bench["reference"]
+    if not any(m.get("method") == ref.get("method") and m.get("variant") == ref.get("variant")
+               for m in cfg.get("methods", [])):
+        raise ValueError(f"{path}: bench.reference {ref} is not one of the suite's methods")
+    return path.stem, path, cfg
+
+
+def _snakemake(workdir: Path, configfiles: list[Path], targets: list[str], cores: int) -> None:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", *map(str, configfiles), "--cores", str(cores), "--rerun-incomplete", *targets]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(cmd, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed ({proc.returncode}) in {workdir}; see its logs/ folder")
+
+
+def _metrics_targets(cfg: dict, method: str, variant: str) -> list[str]:
+    return [f"results/runs/{m}/{t}/{method}/{variant}/metrics.json" for m in cfg["models"] for t in cfg["tasks"]]
+
+
+def baseline_file(baselines: Path, model: str, task: str, method: str, variant: str) -> Path:
+    return baselines / model / task / method / f"{variant}.json"
+
+
+def refresh(suite: str, *, cores: int = 2, baselines_root: Path = ROOT / "results" / "baselines",
+            workdir: Path | None = None) -> Path:
+    """Run every method of the suite and store its metrics as the suite's frozen baselines."""
+    name, path, cfg = load_suite(suite)
+    workdir = Path(workdir or ROOT / "results" / "bench" / name / "_baselines")
+    targets = [t for m in cfg["methods"] for t in _metrics_targets(cfg, m["method"], m["variant"])
+               if not m.get("sweep")]
+    _snakemake(workdir, [path], targets, cores)
+    out = baselines_root / name
+    files = []
+    for target in targets:
+        m = read_json(workdir / target)
+        run = m["run"]
+        dest = baseline_file(out, run["model"], run["task"], run["method"], run["variant"])
+        write_json(dest, m)
+        files.append(str(dest.relative_to(out)))
+    write_json(out / "MANIFEST.json", {"suite": name, "suite_sha256": sha256_text(path.read_text()),
+                                       "refreshed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                       "git": m["meta"]["git"], "files": sorted(files)})
+    return out
+
+
+def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict | None = None,
+              train: dict | None = None, plugins: list[str] = (), cores: int = 2,
+              baselines_root: Path = ROOT / "results" / "baselines", workdir: Path | None = None) -> dict:
+    """Run ``method`` on the suite and gate it against the stored reference; returns the verdict."""
+    name, path, cfg = load_suite(suite)
+    ref = cfg["bench"]["reference"]
+    stored = baselines_root / name
+    if not (stored / "MANIFEST.json").is_file():
+        raise FileNotFoundError(f"no stored baselines for suite {name!r} in {stored}: run "
+                                f"`cofitune bench --suite {name} --refresh` first")
+    workdir = Path(workdir or ROOT / "results" / "bench" / name / f"{method}-{variant}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    entry = {"method": method, "variant": variant, "params": params or {}, "train": train or {}}
+    overlay = workdir / "bench_overlay.yaml"
+    atomic_write_text(overlay, yaml.safe_dump({
+        "methods": [entry], "search": {"enabled": False},
+        "method_plugins": [str(Path(p).resolve()) for p in plugins]}, sort_keys=False))
+    _snakemake(workdir, [path, overlay], _metrics_targets(cfg, method, variant), cores)
+    blocks = []
+    for model in cfg["models"]:
+        for task in cfg["tasks"]:
+            base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
+            if not base_path.is_file():
+                raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {name!r})")
+            new = read_json(workdir / f"results/runs/{model}/{task}/{method}/{variant}/metrics.json")
+            blocks.append({"model": model, "task": task,
+                           "metrics": compare(new, read_json(base_path), cfg["bench"]["gates"])})
+    verdict = {"suite": name, "method": method, "variant": variant, "setting": entry,
+               "reference": f"{ref['method']}/{ref['variant']}", "baselines": str(stored),
+               "passed": all(e["passed"] for b in blocks for e in b["metrics"]), "blocks": blocks}
+    write_json(workdir / "verdict.json", verdict)
+    atomic_write_text(workdir / "verdict.md", to_markdown(verdict))
+    return verdict
+
+
+def parse_mapping(text: str | None, what: str) -> dict:
+    """A JSON object from the command line (``--params``/``--train``), with an error naming the flag."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what}: not valid JSON ({err.msg}): {text!r}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {text!r}")
+    return value
+

@@ -1,0 +1,95 @@
+"""Look at the Snakemake report the way a reader does: headless Chromium opens it, shows one result, and
+we keep what it rendered (the DOM and a PNG screenshot).
+
+The report is a single-page app: results appear when their menu entry is clicked. :func:`capture`
+opens a copy of the report with one extra script that does that click (``app.showCategory`` and the
+report's own ``setView``) once the page has loaded; the report file itself is never modified.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CLICK = """
+<script>
+window.addEventListener("load", function () {
+  const suffix = %s;
+  const key = Object.keys(results).find(function (k) { return k.endsWith(suffix); });
+  if (key === undefined) { document.title = "cofitune-capture: no result ending in " + suffix; return; }
+  const entry = results[key];
+  const category = Object.keys(categories).find(function (c) {
+    return Object.values(categories[c]).some(function (paths) { return paths.includes(key); });
+  });
+  if (category !== undefined) { app.showCategory(category); }
+  const kind = entry.mime_type.startsWith("image/") ? "img" : "html";
+  app.setView({content: kind, contentPath: entry.data_uri, resultPath: key});
+  document.title = "cofitune-capture: " + key;
+});
+</script>
+"""
+
+
+def find_chromium() -> str:
+    """The headless browser's executable, or a RuntimeError saying how to install one."""
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise RuntimeError("no Chromium found (tried %s): install it with `apt-get install chromium` (Debian) "
+                       "or `make system-deps`" % ", ".join(CHROMIUM_NAMES))
+
+
+def _chromium(browser: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="cofitune-chromium-") as profile:
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--hide-scrollbars", f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{browser} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
+
+
+def capture(report: str | Path, result: str, png: str | Path | None = None, *, size: tuple[int, int] = (1600, 1000),
+            timeout: float = 180) -> str:
+    """Open ``report`` in headless Chromium showing the result whose path ends with ``result``.
+
+    Returns the rendered DOM; with ``png`` also writes a screenshot of the same view.
+    """
+    report = Path(report)
+    if not report.is_file():
+        raise FileNotFoundError(f"report not found: {report} (make it with `snakemake --report {report}`)")
+    html = report.read_text(encoding="utf-8")
+    if "var results =" not in html:
+        raise ValueError(f"{report}: not a Snakemake HTML report (no results block)")
+    browser = find_chromium()
+    with tempfile.TemporaryDirectory(prefix="cofitune-report-") as tmp:
+        page = Path(tmp) / "view.html"
+        page.write_text(html.replace("</body>", CLICK % json.dumps(result) + "</body>"), encoding="utf-8")
+        dom = _chromium(browser, "--dump-dom", page.as_uri(), timeout=timeout).stdout
+        if "cofitune-capture: " not in dom or "cofitune-capture: no result" in dom:
+            raise ValueError(f"{report}: no result whose path ends with {result!r}")
+        if png is not None:
+            png = Path(png)
+            png.parent.mkdir(parents=True, exist_ok=True)
+            shot = Path(tmp) / "shot.png"
+            _chromium(browser, f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}", page.as_uri(),
+                      timeout=timeout)
+            if not shot.is_file():
+                raise RuntimeError(f"{browser} wrote no screenshot for {report}")
+            shutil.move(shot, png)
+    return dom
+
+
+def shown_payloads(dom: str) -> list[tuple[str, bytes]]:
+    """(mime type, decoded bytes) of every ``data:`` URI an ``<img>`` or ``<iframe>`` in the DOM shows."""
+    out = []
+    for tag, mime, payload in re.findall(r'<(img|iframe)[^>]*src="data:([^;"]+)(?:;[^,"]*)?;base64,([^"]+)"', dom):
+        out.append((mime, base64.b64decode(payload)))
+    return out

@@ -1,0 +1,79 @@
+"""`cofitune bench` end to end on the tiny suite against its committed baselines: a sane throwaway method
+gets a per-metric verdict and passes; a deliberately broken one fails the gate with a readable reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+SANE = '''
+from dataclasses import dataclass
+
+from cofitune.methods import Method, register
+
+
+@register("ffn_region")
+@dataclass(frozen=True)
+class FfnRegion(Method):
+    """Throwaway: train up/down projections of layers 2-3, no mask."""
+
+    def trainable(self, model):
+        return {n for n, _ in model.named_parameters()
+                if n.split(".")[2:3] in (["2"], ["3"]) and n.split(".")[-2] in ("up_proj", "down_proj")}
+'''
+
+BROKEN = '''
+from dataclasses import dataclass
+
+from cofitune.methods import Method, register
+
+
+@register("head_blaster")
+@dataclass(frozen=True)
+class HeadBlaster(Method):
+    """Deliberately broken: trains the (tied) LM head / embeddings; run with a huge lr."""
+
+    def trainable(self, model):
+        return {"model.embed_tokens.weight"}
+'''
+
+
+def bench(tmp_path: Path, name: str, source: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    plugin = tmp_path / f"{name}.py"
+    plugin.write_text(source)
+    work = tmp_path / "work"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "cofitune", "bench", "--suite", "tiny", "--method", name,
+                           "--plugin", str(plugin), "--workdir", str(work), *extra],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    verdict = work / "verdict.json"
+    assert verdict.is_file(), proc.stderr[-3000:]
+    return proc, json.loads(verdict.read_text())
+
+
+def test_a_sane_method_gets_a_verdict_per_metric_and_passes(tmp_path):
+    proc, verdict = bench(tmp_path, "ffn_region", SANE)
+    entries = verdict["blocks"][0]["metrics"]
+    assert [e["metric"] for e in entries] == ["spec", "spec_nll", "vers"]
+    assert all(isinstance(e["passed"], bool) and e["reason"] for e in entries)
+    assert verdict["reference"] == "cofitune/ffn-bottom2-update"
+    assert verdict["passed"], proc.stdout
+    assert proc.returncode == 0 and "PASS" in proc.stdout
+    assert (tmp_path / "work/verdict.md").read_text().startswith("# bench verdict: ffn_region/bench")
+
+
+def test_a_broken_method_fails_the_gate_with_a_reason(tmp_path):
+    proc, verdict = bench(tmp_path, "head_blaster", BROKEN, "--train", '{"lr": 5.0}')
+    assert proc.returncode == 1 and not verdict["passed"]
+    nll = next(e for e in verdict["blocks"][0]["metrics"] if e["metric"] == "spec_nll")
+    assert not nll["passed"] and nll["diff"] > 0.5
+    assert "significant regression" in nll["reason"] or "not finite" in nll["reason"]
+    assert "FAIL: spec_nll" in proc.stdout

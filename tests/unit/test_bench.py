@@ -1,0 +1,106 @@
+"""The bench gate on hand-made metrics: per-metric pass/fail, directions, CI vs point tests, reasons."""
+
+import math
+
+import pytest
+import yaml
+
+from cofitune.bench import compare, load_suite, to_markdown
+
+ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc"]}
+
+
+def _m(spec_items, nll_items, mmlu, arc):
+    suites = {"mmlu": {"score": 100 * sum(mmlu) / len(mmlu), "items": mmlu},
+              "arc": {"score": 100 * sum(arc) / len(arc), "items": arc}}
+    aspects = {"knowledge": suites["mmlu"]["score"], "reasoning": suites["arc"]["score"]}
+    return {"metrics": {"spec": sum(spec_items) / len(spec_items), "spec_items": spec_items,
+                        "spec_nll": sum(nll_items) / len(nll_items), "spec_nll_items": nll_items,
+                        "suites": suites, "aspects": aspects, "aspects_tasks": ASPECTS,
+                        "vers": (aspects["knowledge"] + aspects["reasoning"]) / 2}}
+
+
+REF = _m([50.0] * 20, [1.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+
+
+def _by_metric(entries):
+    return {e["metric"]: e for e in entries}
+
+
+def test_identical_run_passes_every_gate():
+    gates = {"spec": {"test": "ci"}, "spec_nll": {"test": "ci"}, "vers": {"test": "point", "max_drop": 1.0},
+             "aspect:knowledge": {"test": "point"}}
+    entries = compare(REF, REF, gates, n_boot=200)
+    assert [e["metric"] for e in entries] == list(gates)
+    assert all(e["passed"] and e["diff"] == 0 and e["ci95"] == [0.0, 0.0] for e in entries)
+
+
+def test_significant_spec_regression_fails_with_reason():
+    new = _m([10.0] * 20, [1.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    e = _by_metric(compare(new, REF, {"spec": {"test": "ci", "max_drop": 5.0}}, n_boot=200))["spec"]
+    assert not e["passed"] and e["diff"] == pytest.approx(-40.0)
+    assert "significant regression" in e["reason"] and "spec 10.000 vs baseline 50.000" in e["reason"]
+
+
+def test_ci_test_forgives_noise_the_point_test_does_not():
+    # one item of 20 flips: diff -2.5 points, but the paired CI reaches 0
+    new = _m([50.0] * 19 + [0.0], [1.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    ci = _by_metric(compare(new, REF, {"spec": {"test": "ci", "max_drop": 0.0}}, n_boot=500))["spec"]
+    point = _by_metric(compare(new, REF, {"spec": {"test": "point", "max_drop": 1.0}}, n_boot=500))["spec"]
+    assert ci["ci95"][1] == 0.0 and ci["passed"]
+    assert not point["passed"] and "worse by 2.500 > allowed 1" in point["reason"]
+
+
+def test_vers_point_gate_at_the_tolerance_boundary():
+    # knowledge 50 -> 40 (two mmlu items flip): Vers 50 -> 45
+    new = _m([50.0] * 20, [1.0] * 20, [1, 0] * 8 + [0, 0, 0, 0], [1, 1, 0, 0] * 5)
+    entries = _by_metric(compare(new, REF, {"vers": {"test": "point", "max_drop": 5.0}}, n_boot=100))
+    assert entries["vers"]["diff"] == pytest.approx(-5.0) and entries["vers"]["passed"]  # exactly at tolerance
+    entries = _by_metric(compare(new, REF, {"vers": {"test": "point", "max_drop": 4.9}}, n_boot=100))
+    assert not entries["vers"]["passed"]
+
+
+def test_nll_is_lower_is_better():
+    worse = _m([50.0] * 20, [3.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    better = _m([50.0] * 20, [0.5] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    gates = {"spec_nll": {"test": "ci", "max_drop": 0.5}}
+    bad = compare(worse, REF, gates, n_boot=100)[0]
+    assert not bad["passed"] and bad["better"] == "lower" and bad["diff"] == pytest.approx(2.0)
+    assert compare(better, REF, gates, n_boot=100)[0]["passed"]
+
+
+def test_non_finite_values_fail():
+    broken = _m([50.0] * 20, [math.nan] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    e = compare(broken, REF, {"spec_nll": {"test": "point", "max_drop": 100.0}}, n_boot=50)[0]
+    assert not e["passed"] and "not finite" in e["reason"]
+
+
+def test_unknown_metric_and_test_are_errors():
+    with pytest.raises(ValueError, match="unknown gate metric 'bleu'"):
+        compare(REF, REF, {"bleu": {}})
+    with pytest.raises(ValueError, match="test must be one of"):
+        compare(REF, REF, {"spec": {"test": "vibes"}})
+    with pytest.raises(ValueError, match="no aspect 'coding'"):
+        compare(REF, REF, {"aspect:coding": {}})
+
+
+def test_markdown_verdict_names_failures():
+    new = _m([10.0] * 20, [1.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    entries = compare(new, REF, {"spec": {"test": "ci"}, "vers": {"test": "point"}}, n_boot=100)
+    verdict = {"suite": "s", "method": "m", "variant": "v", "reference": "cofitune/x", "baselines": "b",
+               "passed": False, "blocks": [{"model": "tiny", "task": "squad", "metrics": entries}]}
+    md = to_markdown(verdict)
+    assert "**FAIL**" in md and "| vers (higher is better) |" in md and "- FAIL: spec 10.000" in md
+
+
+def test_suite_must_name_a_configured_reference(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"methods": [{"method": "original", "variant": "base"}]}))
+    with pytest.raises(ValueError, match="needs `bench:"):
+        load_suite(str(path))
+    path.write_text(yaml.safe_dump({"methods": [{"method": "original", "variant": "base"}],
+                                    "bench": {"reference": {"method": "cofitune", "variant": "x"}, "gates": {}}}))
+    with pytest.raises(ValueError, match="not one of the suite's methods"):
+        load_suite(str(path))
+    with pytest.raises(FileNotFoundError, match="suites: "):
+        load_suite("no-such-suite")
