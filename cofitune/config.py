@@ -178,5 +178,14 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
     return json.loads(json.dumps(resolved))
 
 
+EVAL_KEYS = ("speciality", "versatility")
+
+
+def train_view(cfg: dict) -> dict:
+    """The part of a run config that training depends on (``train.json``): evaluation settings are left
+    out, so editing them re-runs evaluations but never training."""
+    return {k: v for k, v in cfg.items() if k not in EVAL_KEYS}
+
+
 def config_sha256(cfg: dict) -> str:
     return sha256_text(json.dumps(cfg, sort_keys=True))

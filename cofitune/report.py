@@ -19,19 +19,27 @@ from pathlib import Path
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CLICK = """
 <script>
-window.addEventListener("load", function () {
+(function () {
   const suffix = %s;
-  const key = Object.keys(results).find(function (k) { return k.endsWith(suffix); });
-  if (key === undefined) { document.title = "cofitune-capture: no result ending in " + suffix; return; }
-  const entry = results[key];
-  const category = Object.keys(categories).find(function (c) {
-    return Object.values(categories[c]).some(function (paths) { return paths.includes(key); });
-  });
-  if (category !== undefined) { app.showCategory(category); }
-  const kind = entry.mime_type.startsWith("image/") ? "img" : "html";
-  app.setView({content: kind, contentPath: entry.data_uri, resultPath: key});
-  document.title = "cofitune-capture: " + key;
-});
+  function show() {
+    // the report's React app sets the global `app` when it first renders (after the load event)
+    if (typeof app === "undefined") { setTimeout(guarded, 100); return; }
+    const key = Object.keys(results).find(function (k) { return k.endsWith(suffix); });
+    if (key === undefined) { document.title = "cofitune-capture: no result ending in " + suffix; return; }
+    const entry = results[key];
+    const category = Object.keys(categories).find(function (c) {
+      return Object.values(categories[c]).some(function (paths) { return paths.includes(key); });
+    });
+    if (category !== undefined) { app.showCategory(category); }
+    const kind = entry.mime_type.startsWith("image/") ? "img" : "html";
+    app.setView({content: kind, contentPath: entry.data_uri, resultPath: key});
+    document.title = "cofitune-capture: " + key;
+  }
+  function guarded() {
+    try { show(); } catch (err) { document.title = "cofitune-capture-error: " + err; }
+  }
+  window.addEventListener("load", guarded);
+})();
 </script>
 """
 
@@ -71,10 +79,17 @@ def capture(report: str | Path, result: str, png: str | Path | None = None, *, s
     browser = find_chromium()
     with tempfile.TemporaryDirectory(prefix="cofitune-report-") as tmp:
         page = Path(tmp) / "view.html"
-        page.write_text(html.replace("</body>", CLICK % json.dumps(result) + "</body>"), encoding="utf-8")
+        head, sep, tail = html.rpartition("</body>")  # the page's own closing tag (libraries contain the string too)
+        if not sep:
+            raise ValueError(f"{report}: no </body> tag")
+        page.write_text(head + CLICK % json.dumps(result) + sep + tail, encoding="utf-8")
         dom = _chromium(browser, "--dump-dom", page.as_uri(), timeout=timeout).stdout
-        if "cofitune-capture: " not in dom or "cofitune-capture: no result" in dom:
+        title = re.search(r"<title>(.*?)</title>", dom, re.S)
+        title = title.group(1) if title else ""
+        if title.startswith("cofitune-capture: no result"):
             raise ValueError(f"{report}: no result whose path ends with {result!r}")
+        if not title.startswith("cofitune-capture: "):
+            raise RuntimeError(f"{report}: the report did not show {result!r} in Chromium (page title {title!r})")
         if png is not None:
             png = Path(png)
             png.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 import os
 
 from cofitune.config import (check_config, configured_runs, method_for, read_task_sheet, run_config, run_sources,
-                             task_size)
+                             task_size, train_view)
+from cofitune.launch import launch_command
 from cofitune.methods import get_method, method_names
 
 # No network at run time: every stage reads local files only.

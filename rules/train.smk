@@ -9,9 +9,21 @@ rule write_run_config:
         write_json(output[0], params.cfg)
 
 
+rule write_train_config:
+    """Only what training depends on: editing evaluation settings never re-trains."""
+    output:
+        f"{RUN}/train.json",
+    params:
+        cfg=lambda w: train_view(run_config(config, w.model, w.task, w.method, w.variant, ROOT)),
+    run:
+        from cofitune.io import write_json
+
+        write_json(output[0], params.cfg)
+
+
 rule train:
     input:
-        cfg=rules.write_run_config.output,
+        cfg=rules.write_train_config.output,
         model=rules.prepare_model.output.folder,
         data=rules.prepare_data.output.train,
         importance=importance_inputs,
@@ -21,12 +33,15 @@ rule train:
         ckpt=directory(f"{RUN}/checkpoint"),
     params:
         region=lambda w, input: f"--region {input.region}" if input.region else "",
+        launch=lambda w, resources: launch_command(resources.gpu),
+    resources:
+        gpu=0,  # GPUs per job (SLURM profile); > 1 launches torchrun with one worker per GPU
     threads: workflow.cores
     log:
         f"logs/train/{RUN_ID}.log",
     benchmark:
         f"benchmarks/rules/train/{RUN_ID}.tsv"
     shell:
-        "COFITUNE_THREADS={threads} {PY} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
+        "COFITUNE_THREADS={threads} {params.launch} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
         "--importance {input.importance} --sources {input.sources} "
         "{params.region} --out {output.ckpt} > {log} 2>&1"

@@ -54,8 +54,8 @@ def test_table_has_every_configured_row(dag_run):
         assert df[col].between(0, 100).all(), col
     assert ((df.Spec + df.Vers) / 2 - df.Uni).abs().max() < 1e-5
     orig = df[df.method == "original"].iloc[0]
-    assert orig["Vers_rel_original_%"] == pytest.approx(100.0)
-    assert df["Spec_rel_full_sft_%"].isna().all()  # Full SFT's Spec is 0 on the random model: no ratio
+    assert orig["Vers_ret_original_%"] == pytest.approx(100.0)
+    assert df["Spec_ret_full_sft_%"].isna().all()  # Full SFT's Spec is 0 on the random model: no ratio
 
 
 # Golden values of the tiny random model (torch 2.13 CPU, seeds fixed): 6 items per MC suite, 3 IFEval
@@ -156,18 +156,28 @@ def test_tree_search_levels_and_searched_run(dag_run):
                                       for n in index["names"])
 
 
-def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path):
-    edit = tmp_path / "lr.yaml"
-    edit.write_text("train: {lr: 0.03}\n")  # config files merge key by key
-    proc = snakemake(dag_run, "-n", "--configfile", str(ROOT / "config/test.yaml"), str(edit))
-    out = proc.stdout + proc.stderr
-    jobs = {}
-    for block in out.split("\n\n"):
+def dry_run_jobs(workdir: Path, tmp_path: Path, edit: str) -> dict[str, list[str]]:
+    """rule -> wildcards of the jobs `snakemake -n` would run after a config edit."""
+    extra = tmp_path / "edit.yaml"
+    extra.write_text(edit)  # config files merge key by key
+    proc = snakemake(workdir, "-n", "--configfile", str(ROOT / "config/test.yaml"), str(extra))
+    jobs: dict[str, list[str]] = {}
+    for block in (proc.stdout + proc.stderr).split("\n\n"):
         lines = block.strip().splitlines()
         if lines and lines[0].split(" ")[0] in ("rule", "localrule", "checkpoint") and "wildcards:" in block:
             rule = lines[0].split(" ")[1].rstrip(":")
             wc = next(line.split("wildcards:")[1].strip() for line in lines if "wildcards:" in line)
             jobs.setdefault(rule, []).append(wc)
+    return jobs
+
+
+def test_editing_evaluation_settings_never_retrains(dag_run, tmp_path):
+    jobs = dry_run_jobs(dag_run, tmp_path, "evaluation: {versatility: {max_gen_toks: 9}}\n")
+    assert len(jobs["evaluate"]) >= 2 * 10 and "train" not in jobs and "compute_importance" not in jobs
+
+
+def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path):
+    jobs = dry_run_jobs(dag_run, tmp_path, "train: {lr: 0.03}\n")
     assert len(jobs["train"]) >= 2 * 8  # every trained row of both models (the search trials too)
     assert all("method=original" not in wc for wcs in jobs.values() for wc in wcs)
     for untouched in ("prepare_model", "prepare_data", "compute_importance", "plot_importance", "prepare_nltk"):

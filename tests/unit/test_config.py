@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cofitune.config import check_config, configured_runs, read_task_sheet, run_config, run_sources
+from cofitune.config import check_config, configured_runs, read_task_sheet, run_config, run_sources, train_view
 from cofitune.model import read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +115,13 @@ def test_seeds_must_be_unique():
     cfg = {"models": ["m"], "tasks": ["t"], "methods": [{"method": "original", "variant": "b"}], "seeds": [1, 1]}
     with pytest.raises(WorkflowError):
         validate(cfg, SCHEMA)
+
+
+def test_train_view_ignores_evaluation_settings(config):
+    """Staleness: train.json (the train rule's input) does not change when only evaluation settings do."""
+    before = train_view(run_config(config, "smollm2-135m", "squad", "full_sft", "all", ROOT))
+    edited = copy.deepcopy(config)
+    edited["evaluation"]["versatility"]["max_gen_toks"] = 7
+    edited["evaluation"]["speciality"]["batch_size"] = 3
+    assert train_view(run_config(edited, "smollm2-135m", "squad", "full_sft", "all", ROOT)) == before
+    assert "versatility" not in before and before["train"]["lr"] == config["train"]["lr"]
