@@ -40,35 +40,48 @@ def cmd_prepare_data(a) -> None:
 def cmd_importance(a) -> None:
     import torch
 
+    from cofitune import distributed
     from cofitune.data import read_examples
     from cofitune.importance import compute_importance, save_importance
     from cofitune.model import load_base
     from cofitune.trainer import TrainConfig, batches, tokenize_example
 
-    torch.manual_seed(a.seed)
-    model, tok = load_base(a.model_dir)
-    examples = read_examples(a.data)[: a.n_examples]
-    cfg = TrainConfig(max_length=a.max_length, template=a.template, train_on_prompt=True)
-    items = [t for t in (tokenize_example(e, tok, cfg) for e in examples) if t is not None]
-    t0 = time.perf_counter()
-    raw = compute_importance(model, list(batches(items, a.batch_size, tok.pad_token_id, seed=None)),
-                             dropout=a.dropout, kl_weight=a.kl_weight, abs_grad=a.abs_grad)
-    meta = {"n_examples": len(items), "dropout": a.dropout, "kl_weight": a.kl_weight, "abs_grad": a.abs_grad,
-            "wall_s": round(time.perf_counter() - t0, 2), "data": a.data}
-    save_importance(a.out, raw, meta)
-    log.info("importance over %d examples in %.1fs -> %s", len(items), meta["wall_s"], a.out)
+    with distributed.session() as multi:  # torchrun: each rank takes a shard of the batches
+        torch.manual_seed(a.seed)
+        model, tok = load_base(a.model_dir)
+        model.to(distributed.device())
+        examples = read_examples(a.data)[: a.n_examples]
+        cfg = TrainConfig(max_length=a.max_length, template=a.template, train_on_prompt=True)
+        items = [t for t in (tokenize_example(e, tok, cfg) for e in examples) if t is not None]
+        t0 = time.perf_counter()
+        # several ranks need per-batch dropout streams; one process keeps the single global stream
+        raw = compute_importance(model, list(batches(items, a.batch_size, tok.pad_token_id, seed=None)),
+                                 dropout=a.dropout, kl_weight=a.kl_weight, abs_grad=a.abs_grad,
+                                 seed=a.seed if multi else None, progress=distributed.is_main())
+        meta = {"n_examples": len(items), "dropout": a.dropout, "kl_weight": a.kl_weight, "abs_grad": a.abs_grad,
+                "wall_s": round(time.perf_counter() - t0, 2), "data": a.data}
+        if multi:
+            meta |= {"world_size": distributed.world_size(), "dropout_seed": f"per batch: {a.seed} + index"}
+        if distributed.is_main():
+            save_importance(a.out, {k: v.cpu() for k, v in raw.items()}, meta)
+            log.info("importance over %d examples in %.1fs -> %s", len(items), meta["wall_s"], a.out)
+        distributed.barrier()
 
 
 def cmd_train(a) -> None:
+    from cofitune import distributed
     from cofitune.io import read_json
     from cofitune.runner import combine_run, train_run
 
-    if read_json(a.run_config)["trains"]:
-        train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out, region=a.region)
-    elif a.sources:
-        combine_run(a.run_config, a.model_dir, a.sources, a.out)
-    else:
-        raise ValueError(f"{a.run_config}: method neither trains nor combines source checkpoints")
+    with distributed.session():  # torchrun: train.distributed (ddp | fsdp2) over all ranks; rank 0 saves
+        if read_json(a.run_config)["trains"]:
+            train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out, region=a.region)
+        elif a.sources:
+            if distributed.is_main():  # post-hoc: nothing to parallelise
+                combine_run(a.run_config, a.model_dir, a.sources, a.out)
+            distributed.barrier()
+        else:
+            raise ValueError(f"{a.run_config}: method neither trains nor combines source checkpoints")
 
 
 def cmd_evaluate(a) -> None:

@@ -148,8 +148,9 @@ def row_block(n_rows: int, rank: int, world: int) -> slice:
     return slice(start, min(start + size, n_rows))
 
 
-def _sum_allreduce_hook(_state, bucket) -> torch.futures.Future[torch.Tensor]:
-    """DDP comm hook: SUM (DDP's default divides by world size; our loss is already globally normalised)."""
+def _sum_allreduce_hook(_state, bucket):  # no annotation: DDP rejects the string one of __future__
+    """DDP comm hook returning ``Future[Tensor]``: SUM (DDP's default averages over ranks; our loss is
+    already normalised by the global label count)."""
     fut = dist.all_reduce(bucket.buffer(), op=dist.ReduceOp.SUM, async_op=True).get_future()
     return fut.then(lambda f: f.value()[0])
 
@@ -175,7 +176,7 @@ def wrap(model: nn.Module, strategy: str) -> nn.Module:
     if strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ddp = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
+        ddp = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
         ddp.register_comm_hook(None, _sum_allreduce_hook)
         return ddp
     from torch.distributed.fsdp import fully_shard
@@ -183,7 +184,8 @@ def wrap(model: nn.Module, strategy: str) -> nn.Module:
     for layer in _decoder_layers(model):
         fully_shard(layer)
     fully_shard(model)
-    model.set_gradient_divide_factor(1.0)
+    model.set_gradient_divide_factor(1.0)  # sum, not mean
+    model.set_force_sum_reduction_for_comms(True)  # plain SUM collectives (gloo has no PREMUL_SUM)
     return model
 
 

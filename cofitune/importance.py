@@ -8,12 +8,17 @@ Gates are all-ones tensors attached with forward hooks (no copied model class):
 
 Stock Llama has no dropout, so two train-mode passes would be identical and every gradient zero; dropout
 ``p`` is injected for this pass only, on attention probabilities and on the MLP output.
+
+Under torchrun (an initialised process group) each rank runs a strided shard of the batches and the
+gate-gradient sums and token counts are summed over ranks, so the result does not depend on the world
+size. That needs per-batch dropout streams (``seed``): one global random stream would hand each rank a
+different sequence of dropout masks than a single process draws.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 
 import torch
@@ -21,6 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
+
+from cofitune import distributed
 
 UNIT_TYPES = ("head", "intermediate", "output")
 
@@ -88,6 +95,17 @@ def gated(model: nn.Module, gates: dict[str, torch.Tensor], dropout: float = 0.0
             attn.attention_dropout = p
 
 
+@contextlib.contextmanager
+def _batch_rng(seed: int | None, index: int, device: torch.device) -> Iterator[None]:
+    """Seed the global RNG with ``seed + index`` for one batch and restore it after (no-op for None)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed + index)
+        yield
+
+
 def _upcast(x: torch.Tensor) -> torch.Tensor:
     """Half-precision logits go to float32 for the softmax; float32/float64 stay as they are."""
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
@@ -113,15 +131,26 @@ def compute_importance(
     kl_weight: float = 0.1,
     abs_grad: bool = False,
     progress: bool = True,
+    seed: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Accumulate gate gradients over ``batches`` and divide by the number of non-pad tokens.
 
     Weights are frozen for the pass (only gates get gradients) and restored afterwards.
 
+    Args:
+        seed: when given, batch ``i`` draws its dropout masks from ``torch.manual_seed(seed + i)`` (the
+            global RNG state is restored afterwards), making the result independent of how batches are
+            split over ranks. None keeps the single global stream (the single-process behaviour).
+            Required under a process group of more than one rank.
+
     Returns:
         Raw importance ``{"head": [L, H], "intermediate": [L, d_ff], "output": [L, d_model]}``.
         Signed sums by default (as the release); ``abs_grad=True`` accumulates ``|grad|`` (DAS).
     """
+    rank, world = distributed.rank(), distributed.world_size()
+    if world > 1 and seed is None:
+        raise ValueError("compute_importance under torchrun needs seed= (per-batch dropout streams)")
+    indexed = enumerate(batches) if world == 1 else distributed.shard(list(enumerate(batches)), rank, world)
     gates = make_gates(model.config)
     total = {k: torch.zeros_like(g) for k, g in gates.items()}
     n_tokens = 0
@@ -132,10 +161,13 @@ def compute_importance(
     try:
         with gated(model, gates, dropout=dropout):
             device = next(model.parameters()).device
-            for batch in tqdm(batches, desc="importance", disable=not progress):
+            n_batches = len(indexed) if isinstance(indexed, list) else (
+                len(batches) if isinstance(batches, Sized) else None)
+            for i, batch in tqdm(indexed, desc="importance", total=n_batches, disable=not progress or rank != 0):
                 batch = {k: v.to(device) for k, v in batch.items()}
-                loss = proxy_loss(model, batch, kl_weight)
-                grads = torch.autograd.grad(loss, list(gates.values()), allow_unused=True)
+                with _batch_rng(seed, i, device):
+                    loss = proxy_loss(model, batch, kl_weight)
+                    grads = torch.autograd.grad(loss, list(gates.values()), allow_unused=True)
                 for key, g in zip(gates, grads):
                     if g is None:  # a hook that never fired would leave these units unprotected
                         raise RuntimeError(f"importance: the {key!r} gates received no gradient")
@@ -145,6 +177,10 @@ def compute_importance(
         model.train(was_training)
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
+    if world > 1:
+        for v in total.values():
+            distributed.all_reduce_(v)
+        n_tokens = int(distributed.all_reduce_float(n_tokens))
     if n_tokens == 0:
         raise ValueError("importance pass saw no tokens")
     if dropout > 0:

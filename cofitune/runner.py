@@ -19,7 +19,11 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     """Train the run described by ``run.json`` and save only its trainable tensors into ``out``.
 
     ``region``: the tree search's ``chosen.json``, required by methods with ``from_search: true``.
+    Under torchrun (an initialised process group) every rank trains; rank 0 alone writes the log and the
+    checkpoint (FSDP2: the trained tensors are gathered and loaded into a fresh base model on rank 0),
+    the others wait at a barrier and return ``{}``.
     """
+    from cofitune import distributed
     from cofitune.data import read_examples
     from cofitune.importance import load_importance
     from cofitune.methods import get_method, load_plugins
@@ -40,7 +44,10 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
         method = dataclasses.replace(method, layers=chosen["layers"], modules=chosen["modules"])
         cfg["params"] = method.describe()
         log.info("region from %s: %s", region, chosen["node"])
+    multi, main = distributed.world_size() > 1, distributed.is_main()
     model, tok = load_base(model_dir)
+    if multi:  # before prepare/regularizer/softmask, so everything they capture lives on this device
+        model.to(distributed.device())
     model = method.prepare(model)
     names = method.trainable(model)
     mask = None
@@ -51,11 +58,18 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     log.info("training %d tensors (%s ...)", len(names), ", ".join(sorted(names)[:3]))
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
     result = train(model, tok, read_examples(data), names, train_cfg, softmask=mask,
-                   regularizer=method.regularizer(model, names), log_path=tmp / "train_log.jsonl")
-    model, saved = method.finalize(model, names)
+                   regularizer=method.regularizer(model, names), log_path=tmp / "train_log.jsonl" if main else None,
+                   progress=main)
+    if multi and train_cfg.distributed == "fsdp2":
+        model = _unsharded(model, names, model_dir, method)  # collective: every rank gathers
+    if not main:
+        distributed.barrier()  # rank 0 saves and publishes, then joins this barrier
+        return {}
+    model, saved = method.finalize(model.cpu(), names) if multi else method.finalize(model, names)
     summary = {k: v for k, v in vars(result).items() if k != "losses"}
     summary["trainable_fraction"] = result.n_trainable / result.n_params
     log.info("trained %d steps, %.0f tok/s, %d/%d params (%.2f%%), final loss %.4f", result.steps,
@@ -64,9 +78,31 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     extra = {"run": cfg, "train": summary, "train_config": describe(train_cfg),
              "importance": [str(p) for p in importance],
              "meta": collect(config_sha256=config_sha256(cfg))}
+    if multi:
+        extra["meta"]["world_size"] = distributed.world_size()
     save_trainable(model, saved, tmp, extra, n_trainable=result.n_trainable)
     _publish(tmp, out)
+    distributed.barrier()
     return extra
+
+
+def _unsharded(model, names: set[str], model_dir: str | Path, method):
+    """FSDP2 after training: all-gather the trained tensors; on rank 0 load them into a fresh (prepared)
+    base model on CPU, so ``finalize`` and ``save_trainable`` see plain full tensors. Other ranks get None."""
+    import torch
+
+    from cofitune import distributed
+    from cofitune.model import load_base
+
+    trained = distributed.full_tensors(model, names)
+    if not distributed.is_main():
+        return None
+    fresh = method.prepare(load_base(model_dir)[0])
+    params = dict(fresh.named_parameters())
+    with torch.no_grad():
+        for name, t in trained.items():
+            params[name].copy_(t)
+    return fresh
 
 
 def combine_run(run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:

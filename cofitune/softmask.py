@@ -13,6 +13,11 @@ Targets (method.md section 3):
 
 ``layout="tiled"`` emulates the authors' release, which multiplied the *flattened* gradient by the 1-D
 mask tiled end to end (element ``k`` gets ``mask[k mod len(mask)]``) at world size 1.
+
+Multi-rank training (:mod:`cofitune.distributed`): under DDP parameters are replicated and gradients
+already summed over ranks when masking runs, so the full mask applies. Under FSDP2 a parameter (and its
+gradient) is a DTensor sharded on dim 0: each rank holds a block of output rows and gets the matching
+block of the mask (:func:`local_view`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from cofitune.distributed import row_block
 from cofitune.importance import decoder_layers
 
 MASKABLE = ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj")
@@ -56,6 +62,26 @@ def tiled(row_mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     numel = int(torch.tensor(shape).prod()) if len(shape) else 1
     idx = torch.arange(numel) % row_mask.numel()
     return row_mask[idx].view(shape)
+
+
+def local_view(t: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tensor this rank updates in place and the matching rows of ``scale`` (on its device).
+
+    A plain tensor is itself with the whole ``scale``; an FSDP2 DTensor sharded on dim 0 gives its local
+    shard and ``scale[start:end]``, the rows that shard holds.
+    """
+    from torch.distributed.tensor import DTensor, Shard
+
+    if not isinstance(t, DTensor):
+        return t, scale.to(t.device)
+    if t.device_mesh.ndim != 1 or tuple(t.placements) != (Shard(0),):
+        raise ValueError(f"soft-mask needs parameters sharded on dim 0 of a 1-D mesh (FSDP2); "
+                         f"got placements {t.placements} on a {t.device_mesh.ndim}-D mesh")
+    local = t.to_local()
+    rows = row_block(t.shape[0], t.device_mesh.get_local_rank(), t.device_mesh.size())
+    if local.shape[0] != rows.stop - rows.start:
+        raise RuntimeError(f"local shard has {local.shape[0]} rows, expected rows {rows.start}:{rows.stop}")
+    return local, scale[rows].to(local.device)
 
 
 @dataclass
@@ -104,14 +130,15 @@ class SoftMask:
         for name, scale in self.scales.items():
             g = params[name].grad
             if g is not None:
-                g.mul_(scale)
+                local, s = local_view(g, scale)
+                local.mul_(s)
 
     def snapshot(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """``update`` target: copy the masked parameters before ``optimizer.step()``."""
         if self.target != "update":
             return None
         params = dict(model.named_parameters())
-        return {name: params[name].detach().clone() for name in self.scales}
+        return {name: local_view(params[name].detach(), scale)[0].clone() for name, scale in self.scales.items()}
 
     @torch.no_grad()
     def mask_update(self, model: nn.Module, before: dict[str, torch.Tensor] | None) -> None:
@@ -120,5 +147,5 @@ class SoftMask:
             return
         params = dict(model.named_parameters())
         for name, scale in self.scales.items():
-            p = params[name]
-            p.copy_(before[name] + scale * (p - before[name]))
+            p, s = local_view(params[name], scale)
+            p.copy_(before[name] + s * (p - before[name]))

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from cofitune import distributed as dist_
+from cofitune.distributed import STRATEGIES
 from cofitune.importance import _upcast
 from cofitune.prompt import build_prompt
 from cofitune.selection import freeze_all_but
@@ -45,8 +47,11 @@ class TrainConfig:
     template: str = "alpaca"
     seed: int = 1234
     max_steps: int | None = None
+    distributed: str = "ddp"  # multi-rank strategy under torchrun: "ddp" or "fsdp2" (cofitune.distributed)
 
     def __post_init__(self):
+        if self.distributed not in STRATEGIES:
+            raise ValueError(f"train.distributed = {self.distributed!r}; expected one of {STRATEGIES}")
         checks = {"epochs": self.epochs > 0, "lr": self.lr > 0, "micro_batch": self.micro_batch >= 1,
                   "grad_accum": self.grad_accum >= 1, "max_length": self.max_length >= 8,
                   "warmup_ratio": 0 <= self.warmup_ratio < 1, "weight_decay": self.weight_decay >= 0,
@@ -83,13 +88,36 @@ def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def batches(items: list[dict], size: int, pad_id: int, seed: int | None) -> Iterator[dict]:
-    """Micro-batches in a seeded shuffled order (no shuffle when ``seed`` is None)."""
-    order = list(range(len(items)))
+def batch_indices(n: int, size: int, seed: int | None) -> Iterator[list[int]]:
+    """Example indices of each micro-batch in a seeded shuffled order (no shuffle when ``seed`` is None)."""
+    order = list(range(n))
     if seed is not None:
         random.Random(seed).shuffle(order)
     for start in range(0, len(order), size):
-        yield collate([items[i] for i in order[start:start + size]], pad_id)
+        yield order[start:start + size]
+
+
+def batches(items: list[dict], size: int, pad_id: int, seed: int | None) -> Iterator[dict]:
+    """Micro-batches in a seeded shuffled order (no shuffle when ``seed`` is None)."""
+    for idx in batch_indices(len(items), size, seed):
+        yield collate([items[i] for i in idx], pad_id)
+
+
+def n_targets(items: list[dict]) -> int:
+    """Label tokens the loss is summed over (shifted labels that are not IGNORE), as collate would count."""
+    return sum(sum(1 for t in it["labels"][1:] if t != IGNORE) for it in items)
+
+
+def local_part(micro: list[dict], rank: int, world: int) -> list[dict]:
+    """This rank's disjoint part of a global micro-batch.
+
+    A rank left without examples (micro-batch smaller than the world) gets one example with every
+    label ignored: its loss and gradient are exactly zero, but it still runs the forward/backward that
+    DDP/FSDP2 collectives need on every rank."""
+    if world == 1:
+        return micro
+    part = dist_.shard(micro, rank, world)
+    return part or [{"input_ids": micro[0]["input_ids"], "labels": [IGNORE] * len(micro[0]["labels"])}]
 
 
 def cosine_lambda(total: int, warmup: int):
@@ -121,6 +149,13 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
           progress: bool = True) -> TrainResult:
     """Train exactly ``names`` of ``model`` in place on ``examples``.
 
+    Under an initialised process group (torchrun, world size > 1) every rank calls this with the same
+    arguments. Each optimiser step sees the single-process global batch (same seeded order, same
+    ``micro_batch * grad_accum`` examples); each rank runs a disjoint part of every micro-batch; the loss
+    is divided by the step's *global* label count, so the gradients summed over ranks equal the
+    single-process gradient. ``cfg.distributed`` picks DDP or FSDP2 (FSDP2 shards ``model`` in place:
+    its parameters become DTensors, see :func:`cofitune.distributed.full_tensors`). Only rank 0 logs.
+
     Args:
         names: trainable parameter names; every other parameter is frozen and stays bit-identical.
         softmask: optional row mask applied to gradients (before clip) or to updates (after step).
@@ -138,7 +173,14 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     steps = max(1, math.floor(micro_per_epoch * cfg.epochs / cfg.grad_accum))
     if cfg.max_steps is not None:
         steps = min(steps, cfg.max_steps)
-    params = [p for n, p in model.named_parameters() if n in names]
+    rank, world = dist_.rank(), dist_.world_size()
+    fwd = model  # the module called forward on: a DDP wrapper, or ``model`` itself
+    if world > 1:
+        if regularizer is not None and cfg.distributed == "fsdp2":  # it holds the unsharded parameters
+            raise ValueError("train.distributed = 'fsdp2' cannot train a method with a regularizer "
+                             "(l1/l2); use train.distributed: ddp")
+        fwd = dist_.wrap(model, cfg.distributed)
+    params = [p for n, p in model.named_parameters() if n in names]  # after wrap: FSDP2 swaps in DTensors
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -148,38 +190,43 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     def stream():
         epoch = 0
         while True:
-            yield from batches(items, cfg.micro_batch, tok.pad_token_id, cfg.seed + epoch)
+            for idx in batch_indices(len(items), cfg.micro_batch, cfg.seed + epoch):
+                yield [items[i] for i in idx]
             epoch += 1
 
     data = stream()
     device = next(model.parameters()).device
-    log = open(log_path, "w") if log_path else None
-    model.train()
+    log = open(log_path, "w") if log_path and rank == 0 else None
+    fwd.train()
     tokens, losses, t0 = 0, [], time.perf_counter()
     try:
-        for step in tqdm(range(steps), desc="train", disable=not progress):
+        for step in tqdm(range(steps), desc="train", disable=not progress or rank != 0):
             micro = [next(data) for _ in range(cfg.grad_accum)]
-            n_target = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+            n_target = sum(n_targets(m) for m in micro)  # global: every rank holds the whole step's batch
             step_loss = 0.0
-            for b in micro:
-                b = {k: v.to(device) for k, v in b.items()}
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                    logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-                # token-level mean over the whole accumulated batch (B*T, V) -> scalar
-                loss = nn.functional.cross_entropy(
-                    _upcast(logits[:, :-1]).reshape(-1, logits.shape[-1]), b["labels"][:, 1:].reshape(-1),
-                    ignore_index=IGNORE, reduction="sum") / max(1, n_target)
-                loss.backward()
+            for i, m in enumerate(micro):
+                part = local_part(m, rank, world)
+                b = {k: v.to(device) for k, v in collate(part, tok.pad_token_id).items()}
+                with dist_.sync_context(fwd, last=i == len(micro) - 1):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                        logits = fwd(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+                    # token-level mean over the whole accumulated global batch (B*T, V) -> scalar
+                    loss = nn.functional.cross_entropy(
+                        _upcast(logits[:, :-1]).reshape(-1, logits.shape[-1]), b["labels"][:, 1:].reshape(-1),
+                        ignore_index=IGNORE, reduction="sum") / max(1, n_target)
+                    loss.backward()
                 step_loss += loss.item()
-                tokens += int(b["attention_mask"].sum())
-            if regularizer is not None:
+                tokens += sum(len(it["input_ids"]) for it in m)
+            if world > 1:  # gradients are summed over ranks by now (DDP: in backward; FSDP2: reduce-scatter)
+                step_loss = dist_.all_reduce_float(step_loss)
+            if regularizer is not None:  # replicated parameters: every rank adds the same penalty gradient once
                 penalty = regularizer()
                 penalty.backward()
                 step_loss += penalty.item()
             if softmask is not None:
                 softmask.mask_grads(model)  # before clipping: the release clipped first (defect 6.7)
             if cfg.clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip)  # global norm (FSDP2: over DTensor shards)
             before = softmask.snapshot(model) if softmask is not None else None
             opt.step()
             if softmask is not None:
