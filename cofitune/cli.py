@@ -178,6 +178,40 @@ def cmd_report_capture(a) -> None:
     log.info("%s shows %s -> %s", a.report, [(m, len(b)) for m, b in shown], a.png)
 
 
+def cmd_parity(a) -> None:
+    from cofitune import vllm_backend
+    from cofitune.data import read_examples
+    from cofitune.evaluate import generate
+    from cofitune.io import write_json
+    from cofitune.model import load_for_eval
+    from cofitune.prompt import build_prompt
+    from evaluators.speciality import get_scorer
+
+    vllm_backend.require_vllm("parity (--backend vllm)")
+    examples = read_examples(a.test)[: a.n]
+    scorer = get_scorer(a.evaluator)
+    model, tok = load_for_eval(a.model_dir, a.checkpoint)
+    model = model.to("cuda")
+    prompts = [build_prompt(e, a.template, tok) for e in examples]
+    hf_texts, _ = generate(model, tok, prompts, max_new_tokens=a.max_new_tokens,
+                           repetition_penalty=a.repetition_penalty)
+    with vllm_backend.exported(model, tok) as folder:
+        vllm_texts, _, _ = vllm_backend.generate(vllm_backend.make_llm(folder, dtype=a.dtype), prompts,
+                                                 max_new_tokens=a.max_new_tokens,
+                                                 repetition_penalty=a.repetition_penalty)
+
+    def scores(texts):
+        return [scorer.score(scorer.extract(t), e.get("references") or [e["output"]])[scorer.PRIMARY]
+                for t, e in zip(texts, examples)]
+
+    report = vllm_backend.parity(hf_texts, vllm_texts, scores(hf_texts), scores(vllm_texts))
+    write_json(a.out, {**report, "metric": scorer.PRIMARY, "model_dir": str(a.model_dir),
+                       "checkpoint": a.checkpoint and str(a.checkpoint), "max_new_tokens": a.max_new_tokens,
+                       "repetition_penalty": a.repetition_penalty})
+    log.info("HF vs vLLM on %d items: exact match %.1f%%, %s diff %+.3f -> %s", report["n"],
+             100 * report["exact_match_rate"], scorer.PRIMARY, report["metric_diff"], a.out)
+
+
 def cmd_bench(a) -> int:
     from cofitune import bench
 
@@ -303,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--result", required=True, help="the result's path suffix, e.g. pareto.png")
     s.add_argument("--png", required=True, help="screenshot to write")
     s.set_defaults(func=cmd_report_capture)
+    s = sub.add_parser("parity", help="compare HF and vLLM greedy generation on N test items (GPU)")
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--checkpoint", default=None, help="a run's checkpoint folder (default: the base model)")
+    s.add_argument("--test", required=True, help="prepared test.jsonl")
+    s.add_argument("--evaluator", default="squad")
+    s.add_argument("--template", default="alpaca")
+    s.add_argument("--n", type=int, default=100)
+    s.add_argument("--max-new-tokens", type=int, default=32)
+    s.add_argument("--repetition-penalty", type=float, default=1.2)
+    s.add_argument("--dtype", default="float32", help="vLLM dtype (float32 matches HF's CPU-exact weights)")
+    s.add_argument("--out", required=True, help="parity JSON")
+    s.set_defaults(func=cmd_parity)
+
     s = sub.add_parser("bench", help="regression-benchmark a method against a suite's stored baselines",
                        description="Run one method through a bench suite (config/bench/<suite>.yaml) and gate it "
                                    "against the suite's stored reference: writes verdict.json and verdict.md, "

@@ -37,12 +37,21 @@ def generate(model: nn.Module, tok, prompts: list[str], *, batch_size: int = 16,
 
 def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: str, batch_size: int,
                         max_new_tokens: int, repetition_penalty: float, n_bootstrap: int, seed: int,
-                        progress: bool = True) -> dict:
-    """Generate, extract, score each item, and aggregate with a 95% bootstrap CI."""
+                        progress: bool = True, llm=None) -> dict:
+    """Generate, extract, score each item, and aggregate with a 95% bootstrap CI.
+
+    ``llm``: a vLLM engine over the same weights (backend ``vllm``); None generates with HF.
+    """
     prompts = [build_prompt(e, template, tok) for e in examples]
     t0 = time.perf_counter()
-    texts, n_new = generate(model, tok, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                            repetition_penalty=repetition_penalty, progress=progress)
+    if llm is None:
+        texts, n_new = generate(model, tok, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                repetition_penalty=repetition_penalty, progress=progress)
+    else:
+        from cofitune.vllm_backend import generate as vllm_generate
+
+        texts, n_new, _ = vllm_generate(llm, prompts, max_new_tokens=max_new_tokens,
+                                        repetition_penalty=repetition_penalty, seed=seed)
     wall = time.perf_counter() - t0
     items = []
     for ex, text in zip(examples, texts):
@@ -58,7 +67,7 @@ def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: s
             "ci95": metrics[scorer.PRIMARY]["ci95"], "metrics": metrics, "n": len(items),
             "generation": {"wall_s": wall, "new_tokens": n_new, "tokens_per_s": n_new / wall,
                            "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
-                           "greedy": True, "backend": "hf"},
+                           "greedy": True, "backend": "hf" if llm is None else "vllm"},
             "items": items}
 
 

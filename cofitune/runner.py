@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from cofitune.config import config_sha256
@@ -148,17 +149,32 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     spec_cfg, vers_cfg = cfg["speciality"], cfg["versatility"]
     scorer = get_scorer(spec_cfg["evaluator"])
     model, tok = load_for_eval(model_dir, checkpoint)
-    spec = evaluate_speciality(
-        model, tok, read_examples(test), scorer, template=cfg["template"],
-        batch_size=spec_cfg["batch_size"], max_new_tokens=spec_cfg["max_new_tokens"],
-        repetition_penalty=spec_cfg["repetition_penalty"], n_bootstrap=spec_cfg["n_bootstrap"],
-        seed=cfg["seed"])
+    with ExitStack() as stack:
+        llm = gen_lm = None
+        spec_vllm = spec_cfg.get("backend", "hf") == "vllm"
+        vers_vllm = vers_cfg.get("generation_backend", "hf") == "vllm"
+        if spec_vllm or vers_vllm:  # lazily: vLLM is an optional GPU extra, never a silent fallback
+            from cofitune import vllm_backend
+
+            vllm_backend.require_vllm("evaluation.speciality.backend" if spec_vllm
+                                      else "evaluation.versatility.generation_backend")
+            folder = stack.enter_context(vllm_backend.exported(model, tok))
+            llm = vllm_backend.make_llm(folder, seed=cfg["seed"]) if spec_vllm else None
+        spec = evaluate_speciality(
+            model, tok, read_examples(test), scorer, template=cfg["template"],
+            batch_size=spec_cfg["batch_size"], max_new_tokens=spec_cfg["max_new_tokens"],
+            repetition_penalty=spec_cfg["repetition_penalty"], n_bootstrap=spec_cfg["n_bootstrap"],
+            seed=cfg["seed"], llm=llm)
+        del llm  # free the engine's GPU memory before lm-eval's
+        if vers_vllm:
+            gen_lm = vllm_backend.lm_eval_model(folder, seed=cfg["seed"], max_gen_toks=vers_cfg["max_gen_toks"])
+        vers = evaluate_versatility(model, tok, vers_cfg["suites"], limit=vers_cfg["limit"],
+                                    batch_size=vers_cfg["batch_size"], max_gen_toks=vers_cfg["max_gen_toks"],
+                                    nltk_dir=Path(nltk_dir), apply_chat_template=vers_cfg["apply_chat_template"],
+                                    generation_lm=gen_lm)
     log.info("speciality %s = %.2f (95%% CI %.2f-%.2f)", spec["metric"], spec["score"], *spec["ci95"])
     nll = answer_nll(model, tok, read_examples(test), template=cfg["template"], batch_size=spec_cfg["batch_size"])
     log.info("answer NLL = %.4f nats/token", sum(nll) / len(nll))
-    vers = evaluate_versatility(model, tok, vers_cfg["suites"], limit=vers_cfg["limit"],
-                                batch_size=vers_cfg["batch_size"], max_gen_toks=vers_cfg["max_gen_toks"],
-                                nltk_dir=Path(nltk_dir), apply_chat_template=vers_cfg["apply_chat_template"])
     log.info("versatility = %.2f %s", vers["vers"], vers["aspects"])
     train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
     n_params = sum(p.numel() for p in model.parameters())

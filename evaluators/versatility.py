@@ -331,6 +331,7 @@ def evaluate_versatility(
     max_gen_toks: int = 256,
     nltk_dir: Path,
     apply_chat_template: bool = False,
+    generation_lm: Any = None,
 ) -> dict:
     """Evaluate ``model`` on the versatility suites, in-process and offline.
 
@@ -350,6 +351,8 @@ def evaluate_versatility(
             if missing (only when IFEval is requested).
         apply_chat_template: wrap every prompt in the tokenizer's chat template (lm-eval's
             ``apply_chat_template``); off by default, as in lm-eval's own runs.
+        generation_lm: an lm-eval model for ``generate_until`` tasks (e.g. lm-eval's vLLM wrapper over
+            the same weights); None runs them on the HF model like the loglikelihood tasks.
 
     Returns:
         A JSON-serialisable dict::
@@ -381,7 +384,11 @@ def evaluate_versatility(
 
     configs = {t: load_task_config(t, max_gen_toks=max_gen_toks) for t in tasks}
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    task_results = {t: _run_task(lm, t, configs[t], limits[t], apply_chat_template) for t in tasks}
+    def lm_for(t: str) -> Any:
+        generates = configs[t].get("output_type") == "generate_until"
+        return generation_lm if generates and generation_lm is not None else lm
+
+    task_results = {t: _run_task(lm_for(t), t, configs[t], limits[t], apply_chat_template) for t in tasks}
 
     aspects = {a: _mean([task_results[t]["score"] for t in names]) for a, names in suites_short.items()}
     return {
@@ -392,6 +399,7 @@ def evaluate_versatility(
         "limit": limit,
         "max_gen_toks": max_gen_toks,
         "apply_chat_template": apply_chat_template,
+        "generation_backend": "hf" if generation_lm is None else type(generation_lm).__name__,
         "lm_eval_version": lm_eval.__version__,
         "nltk_punkt": PUNKT_PROVENANCE if "ifeval" in tasks else None,
     }

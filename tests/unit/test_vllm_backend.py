@@ -1,0 +1,54 @@
+"""vLLM path: explicit errors where it cannot run (never a silent HF fallback), the parity report, and the
+real HF-vs-vLLM comparison where a GPU with vLLM exists (skipped here with the reason)."""
+
+import pytest
+
+from cofitune import vllm_backend
+
+
+def test_parity_report_counts_exact_matches_and_metric_difference():
+    rep = vllm_backend.parity(["a", "b", "c", "d"], ["a", "x", "c", "y"], [1, 1, 0, 0], [1, 0, 0, 1])
+    assert rep["n"] == 4 and rep["exact_match_rate"] == 0.5 and rep["differing_items"] == [1, 3]
+    assert rep["metric_hf"] == 0.5 and rep["metric_vllm"] == 0.5 and rep["metric_diff"] == 0.0
+    with pytest.raises(ValueError, match="same non-zero number"):
+        vllm_backend.parity(["a"], [], [1], [])
+
+
+@pytest.mark.skipif(vllm_backend.vllm_unavailable_reason() is None, reason="vLLM and a GPU are present")
+def test_asking_for_vllm_where_it_cannot_run_names_the_key():
+    with pytest.raises(RuntimeError, match=r"config key evaluation.speciality.backend = vllm, but .*use `hf`"):
+        vllm_backend.require_vllm("evaluation.speciality.backend")
+
+
+def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatch):
+    reason = vllm_backend.vllm_unavailable_reason()
+    if reason is None:
+        pytest.skip("vLLM and a GPU are present: the GPU test below covers this path")
+    from cofitune import runner
+
+    monkeypatch.setattr("cofitune.model.load_for_eval", lambda *a, **k: (object(), object()))
+    cfg = tmp_path / "run.json"
+    cfg.write_text('{"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}}')
+    with pytest.raises(RuntimeError, match=reason.split(" (")[0]):
+        runner.evaluate_run(cfg, tmp_path, None, tmp_path / "t.jsonl", tmp_path / "m.json", tmp_path / "p.jsonl",
+                            tmp_path)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_hf_and_vllm_agree_on_a_tiny_model(tmp_path, word_tokenizer):
+    reason = vllm_backend.vllm_unavailable_reason()
+    if reason:
+        pytest.skip(f"vLLM path not exercised: {reason}")
+    import torch
+
+    from cofitune.evaluate import generate
+    from tests.conftest import tiny_llama
+
+    model = tiny_llama(vocab=len(word_tokenizer)).to("cuda").eval()
+    prompts = ["the capital of france is", "what river is red", "one two three"]
+    hf, _ = generate(model, word_tokenizer, prompts, max_new_tokens=8, repetition_penalty=1.2, progress=False)
+    with vllm_backend.exported(model, word_tokenizer) as folder:
+        texts, n_new, _ = vllm_backend.generate(vllm_backend.make_llm(folder, dtype="float32"), prompts,
+                                                max_new_tokens=8, repetition_penalty=1.2)
+    assert n_new > 0 and vllm_backend.parity(hf, texts, [0.0] * 3, [0.0] * 3)["exact_match_rate"] >= 2 / 3
+    assert torch.cuda.is_available()
