@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import torch
@@ -110,10 +110,13 @@ def barrier() -> None:
 
 
 def device() -> torch.device:
-    """The device this rank computes on: ``cuda:LOCAL_RANK`` under NCCL, else CPU."""
-    if dist.is_initialized() and dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    """The device this rank computes on: ``cuda:LOCAL_RANK`` under NCCL, CPU under gloo; a single
+    process uses the GPU when there is one."""
+    if dist.is_initialized():
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def all_reduce_(t: torch.Tensor) -> torch.Tensor:
@@ -181,11 +184,13 @@ def wrap(model: nn.Module, strategy: str) -> nn.Module:
         return ddp
     from torch.distributed.fsdp import fully_shard
 
-    for layer in _decoder_layers(model):
+    layers = _decoder_layers(model)
+    for layer in layers:
         fully_shard(layer)
     fully_shard(model)
-    model.set_gradient_divide_factor(1.0)  # sum, not mean
-    model.set_force_sum_reduction_for_comms(True)  # plain SUM collectives (gloo has no PREMUL_SUM)
+    for unit in (*layers, model):  # both setters act on one unit's parameter group, not recursively
+        unit.set_gradient_divide_factor(1.0)  # sum over ranks, not mean
+        unit.set_force_sum_reduction_for_comms(True)  # plain SUM collectives (gloo has no PREMUL_SUM)
     return model
 
 
@@ -194,9 +199,9 @@ def sync_context(module: nn.Module, last: bool) -> contextlib.AbstractContextMan
 
     FSDP2 reduce-scatters every micro-batch instead (its no-sync mode would keep full unsharded
     gradients on every rank, which is what sharding is meant to avoid)."""
-    if not last and hasattr(module, "no_sync"):
-        return module.no_sync()
-    return contextlib.nullcontext()
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return module.no_sync() if isinstance(module, DDP) and not last else contextlib.nullcontext()
 
 
 def full_tensors(model: nn.Module, names: set[str]) -> dict[str, torch.Tensor]:
@@ -209,3 +214,18 @@ def full_tensors(model: nn.Module, names: set[str]) -> dict[str, torch.Tensor]:
             t = p.detach()
             out[name] = (t.full_tensor() if isinstance(t, DTensor) else t).cpu().clone()
     return out
+
+
+def gather_to_main(model: nn.Module, names: set[str], fresh: Callable[[], nn.Module]) -> nn.Module | None:
+    """After FSDP2 training: all-gather ``names`` (every rank must call this); rank 0 copies them into
+    ``fresh()`` (an unsharded model of the same structure, e.g. the base reloaded on CPU), so saving and
+    merging see plain tensors. Other ranks get None."""
+    trained = full_tensors(model, names)
+    if not is_main():
+        return None
+    plain = fresh()
+    params = dict(plain.named_parameters())
+    with torch.no_grad():
+        for name, t in trained.items():
+            params[name].copy_(t)
+    return plain

@@ -47,8 +47,10 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
         log.info("region from %s: %s", region, chosen["node"])
     multi, main = distributed.world_size() > 1, distributed.is_main()
     model, tok = load_base(model_dir)
-    if multi:  # before prepare/regularizer/softmask, so everything they capture lives on this device
-        model.to(distributed.device())
+    target = distributed.device()  # this rank's device; one process: the GPU when there is one
+    moved = target.type != "cpu" or multi
+    if moved:  # before prepare/regularizer/softmask, so everything they capture lives on this device
+        model.to(target)
     model = method.prepare(model)
     names = method.trainable(model)
     mask = None
@@ -66,11 +68,12 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
                    regularizer=method.regularizer(model, names), log_path=tmp / "train_log.jsonl" if main else None,
                    progress=main)
     if multi and train_cfg.distributed == "fsdp2":
-        model = _unsharded(model, names, model_dir, method)  # collective: every rank gathers
+        # collective: all ranks gather; rank 0 gets a fresh CPU model holding the trained tensors
+        model = distributed.gather_to_main(model, names, lambda: method.prepare(load_base(model_dir)[0]))
     if not main:
         distributed.barrier()  # rank 0 saves and publishes, then joins this barrier
         return {}
-    model, saved = method.finalize(model.cpu(), names) if multi else method.finalize(model, names)
+    model, saved = method.finalize(model.cpu(), names) if moved else method.finalize(model, names)
     summary = {k: v for k, v in vars(result).items() if k != "losses"}
     summary["trainable_fraction"] = result.n_trainable / result.n_params
     log.info("trained %d steps, %.0f tok/s, %d/%d params (%.2f%%), final loss %.4f", result.steps,
@@ -85,25 +88,6 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     _publish(tmp, out)
     distributed.barrier()
     return extra
-
-
-def _unsharded(model, names: set[str], model_dir: str | Path, method):
-    """FSDP2 after training: all-gather the trained tensors; on rank 0 load them into a fresh (prepared)
-    base model on CPU, so ``finalize`` and ``save_trainable`` see plain full tensors. Other ranks get None."""
-    import torch
-
-    from cofitune import distributed
-    from cofitune.model import load_base
-
-    trained = distributed.full_tensors(model, names)
-    if not distributed.is_main():
-        return None
-    fresh = method.prepare(load_base(model_dir)[0])
-    params = dict(fresh.named_parameters())
-    with torch.no_grad():
-        for name, t in trained.items():
-            params[name].copy_(t)
-    return fresh
 
 
 def combine_run(run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:
@@ -149,6 +133,9 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     spec_cfg, vers_cfg = cfg["speciality"], cfg["versatility"]
     scorer = get_scorer(spec_cfg["evaluator"])
     model, tok = load_for_eval(model_dir, checkpoint)
+    from cofitune.distributed import device
+
+    model.to(device())
     with ExitStack() as stack:
         llm = gen_lm = None
         spec_vllm = spec_cfg.get("backend", "hf") == "vllm"

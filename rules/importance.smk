@@ -13,13 +13,16 @@ rule compute_importance:
         max_length=config["train"]["max_length"],
         template=config["train"]["template"],
         seed=config["seed"],
+        launch=lambda w, resources: launch_command(resources.gpu),
+    resources:
+        gpu=0,  # GPUs per job (SLURM profile); > 1 shards the importance pass over torchrun workers
     threads: workflow.cores
     log:
         "logs/compute_importance/{model}/{task}.log",
     benchmark:
         "benchmarks/rules/compute_importance/{model}/{task}.tsv"
     shell:
-        "COFITUNE_THREADS={threads} {PY} importance --model-dir {input.model} --data {input.data} --out {output} "
+        "COFITUNE_THREADS={threads} {params.launch} importance --model-dir {input.model} --data {input.data} --out {output} "
         "--n-examples {params.n} --batch-size {params.bs} --dropout {params.p} --kl-weight {params.kl} "
         "{params.abs_flag} --max-length {params.max_length} --template {params.template} "
         "--seed {params.seed} > {log} 2>&1"

@@ -32,7 +32,8 @@ WORLD = 2
 # method -> (strategies run under torchrun); l2 under fsdp2 must be refused (its penalty holds full params)
 SCENARIOS = {"full_sft": ("ddp", "fsdp2"), "update": ("ddp", "fsdp2"), "grad": ("ddp", "fsdp2"), "l2": ("ddp",)}
 # 10 examples, micro_batch 3: micro-batches of 3,3,3,1 -> rank 1 gets an empty part (all-ignored stand-in)
-TRAIN = dict(epochs=2, lr=1e-3, micro_batch=3, grad_accum=2, warmup_ratio=0.0, max_steps=3, max_length=64)
+TRAIN = dict(epochs=2, lr=1e-3, micro_batch=3, grad_accum=2, warmup_ratio=0.0, max_steps=3, max_length=64,
+             clip=0.05)  # below every scenario's gradient norm: clipping (global norm) is active
 
 
 def _tok():
@@ -62,11 +63,35 @@ def setup_scenario(method: str, strategy: str = "ddp"):
                        regularizer=reg, progress=False)
 
 
+class GradRecorder:
+    """Stands in for the soft-mask hook of ``train``: applies the real mask (if any), then records the
+    global gradient that clipping and the optimiser see (full tensors; a collective under FSDP2)."""
+
+    def __init__(self, mask: SoftMask | None):
+        self.mask, self.grads = mask, []
+
+    def mask_grads(self, model) -> None:
+        from torch.distributed.tensor import DTensor
+
+        if self.mask is not None:
+            self.mask.mask_grads(model)
+        self.grads.append({n: (p.grad.full_tensor() if isinstance(p.grad, DTensor) else p.grad).cpu().clone()
+                           for n, p in model.named_parameters() if p.grad is not None})
+
+    def snapshot(self, model):
+        return self.mask.snapshot(model) if self.mask is not None else None
+
+    def mask_update(self, model, before) -> None:
+        if self.mask is not None:
+            self.mask.mask_update(model, before)
+
+
 def run_scenario(method: str, strategy: str = "ddp") -> dict:
     model, kw = setup_scenario(method, strategy)
+    recorder = kw["softmask"] = GradRecorder(kw["softmask"])
     result = train(model, **kw)
     state = distributed.full_tensors(model, {n for n, _ in model.named_parameters()})  # collective (FSDP2)
-    return {"state": state, "losses": result.losses, "tokens": result.tokens}
+    return {"state": state, "grads": recorder.grads, "losses": result.losses, "tokens": result.tokens}
 
 
 def importance_batches() -> list[dict]:
@@ -77,48 +102,55 @@ def importance_batches() -> list[dict]:
 
 
 def worker(out: str) -> None:
-    """Body of each torchrun rank: every scenario, then the CLI stages (each in its own session)."""
+    """Body of each torchrun rank: every scenario, then the ``importance`` CLI stage.
+
+    The stage joins the group already initialised here and destroys it at its end; a process group
+    cannot be re-created under one torchrun launch, so each other CLI stage gets its own launch."""
     from cofitune.cli import main
 
     out = Path(out)
-    with distributed.session():
-        r = distributed.rank()
-        for method, strategies in SCENARIOS.items():
-            for strategy in strategies:
-                torch.save(run_scenario(method, strategy), out / f"{method}-{strategy}-rank{r}.pt")
-        model, kw = setup_scenario("l2", "fsdp2")
-        try:
-            train(model, **kw)
-        except ValueError as err:
-            (out / f"l2-fsdp2-rank{r}.err").write_text(str(err))
-        raw = compute_importance(tiny_llama(), importance_batches(), seed=7, progress=False)
-        torch.save(raw, out / f"importance-rank{r}.pt")
-    cli = json.loads((out / "cli.json").read_text())
-    for argv in cli.values():
-        if main(argv) != 0:
-            raise SystemExit(f"cofitune {argv[0]} failed on rank {r}")
+    distributed.init()
+    r = distributed.rank()
+    for method, strategies in SCENARIOS.items():
+        for strategy in strategies:
+            torch.save(run_scenario(method, strategy), out / f"{method}-{strategy}-rank{r}.pt")
+    model, kw = setup_scenario("l2", "fsdp2")
+    try:
+        train(model, **kw)
+    except ValueError as err:
+        (out / f"l2-fsdp2-rank{r}.err").write_text(str(err))
+    raw = compute_importance(tiny_llama(), importance_batches(), seed=7, progress=False)
+    torch.save(raw, out / f"importance-rank{r}.pt")
+    if main(json.loads((out / "cli.json").read_text())["importance"]) != 0:
+        raise SystemExit(f"cofitune importance failed on rank {r}")
 
 
-@pytest.fixture(scope="module")
-def launched(tmp_path_factory) -> Path:
-    """Run :func:`worker` on 2 gloo ranks once; returns the folder it wrote."""
-    out = tmp_path_factory.mktemp("dist")
-    cli = _cli_inputs(out)
-    cli = {k: [*argv, "--out", str(out / f"cli-{k}")] for k, argv in cli.items()}
-    cli["importance"][-1] += ".safetensors"
-    (out / "cli.json").write_text(json.dumps(cli))
-    script = out / "run_worker.py"
-    script.write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
-                      "from tests.unit.test_distributed import worker\nworker(sys.argv[1])\n")
+def _torchrun(out: Path, *args: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
-                           "--master_addr=127.0.0.1", f"--master_port={port}", str(script), str(out)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+                           "--master_addr=127.0.0.1", f"--master_port={port}", *args],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> Path:
+    """Three 2-rank gloo launches: :func:`worker`, and ``-m cofitune train`` with ddp and fsdp2.
+    Returns the folder they wrote."""
+    out = tmp_path_factory.mktemp("dist")
+    cli = {k: [*argv, "--out", str(out / f"cli-{k}")] for k, argv in _cli_inputs(out).items()}
+    cli["importance"][-1] += ".safetensors"
+    (out / "cli.json").write_text(json.dumps(cli))
+    script = out / "run_worker.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                      "from tests.unit.test_distributed import worker\nworker(sys.argv[1])\n")
+    _torchrun(out, str(script), str(out))
+    for strategy in ("ddp", "fsdp2"):
+        _torchrun(out, "-m", "cofitune", *cli[f"train-{strategy}"])
     return out
 
 
@@ -157,6 +189,11 @@ def test_two_ranks_train_like_one_process(launched, method, strategy):
     ref, init = single(method), dict(tiny_llama().named_parameters())
     ranks = [torch.load(launched / f"{method}-{strategy}-rank{r}.pt") for r in range(WORLD)]
     _, kw = setup_scenario(method)
+    assert len(ranks[0]["grads"]) == len(ref["grads"]) == TRAIN["max_steps"]
+    for got, want in zip(ranks[0]["grads"], ref["grads"]):  # the gradient each step clips and applies
+        assert got.keys() == want.keys() == kw["names"]
+        for name, g in want.items():
+            torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-5 * float(g.abs().max()), msg=name)
     for name, p0 in init.items():
         got = ranks[0]["state"][name]
         torch.testing.assert_close(got, ref["state"][name], rtol=1e-5, atol=1e-5, msg=name)

@@ -26,7 +26,11 @@ def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatc
         pytest.skip("vLLM and a GPU are present: the GPU test below covers this path")
     from cofitune import runner
 
-    monkeypatch.setattr("cofitune.model.load_for_eval", lambda *a, **k: (object(), object()))
+    class Model:
+        def to(self, device):
+            return self
+
+    monkeypatch.setattr("cofitune.model.load_for_eval", lambda *a, **k: (Model(), object()))
     cfg = tmp_path / "run.json"
     cfg.write_text('{"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}}')
     with pytest.raises(RuntimeError, match=reason.split(" (")[0]):
