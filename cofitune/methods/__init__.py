@@ -102,20 +102,27 @@ def load_plugins(paths: list[str]) -> None:
         spec.loader.exec_module(module)
 
 
+_DISCOVERED = False
+
+
 def _discover() -> None:
+    """Import every method file once (a non-empty registry is not proof: importing one method file,
+    e.g. ``l1`` which imports ``l2``, registers only those)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
+    _DISCOVERED = True
 
 
 def get_method(name: str) -> type[Method]:
-    if not METHODS:
-        _discover()
+    _discover()
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
     return METHODS[name]
 
 
 def method_names() -> list[str]:
-    if not METHODS:
-        _discover()
+    _discover()
     return sorted(METHODS)

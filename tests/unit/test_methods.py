@@ -92,3 +92,15 @@ def test_train_config_rejects_unknown_and_bad_values():
         config_from_dict({"learning_rate": 1e-4})
     with pytest.raises(ValueError, match=r"train\.lr = -1"):
         config_from_dict({"lr": -1})
+
+
+def test_registry_lists_every_method_even_after_one_file_was_imported_directly():
+    import subprocess
+    import sys
+
+    code = ("import cofitune.methods.l1\n"  # registers l1, l2, full_sft only
+            "from cofitune.methods import method_names\n"
+            "print(','.join(method_names()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert set(out.split(",")) >= {"original", "full_sft", "coarse_only", "cofitune", "l1", "l2", "wise_ft",
+                                   "lora", "v_softmask"}
