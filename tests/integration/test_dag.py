@@ -162,18 +162,24 @@ def dry_run_jobs(workdir: Path, tmp_path: Path, edit: str) -> dict[str, list[str
     extra.write_text(edit)  # config files merge key by key
     proc = snakemake(workdir, "-n", "--configfile", str(ROOT / "config/test.yaml"), str(extra))
     jobs: dict[str, list[str]] = {}
-    for block in (proc.stdout + proc.stderr).split("\n\n"):
-        lines = block.strip().splitlines()
-        if lines and lines[0].split(" ")[0] in ("rule", "localrule", "checkpoint") and "wildcards:" in block:
-            rule = lines[0].split(" ")[1].rstrip(":")
-            wc = next(line.split("wildcards:")[1].strip() for line in lines if "wildcards:" in line)
-            jobs.setdefault(rule, []).append(wc)
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("rule", "localrule", "checkpoint") and words[1].endswith(":"):
+            rule = words[1][:-1]
+            jobs.setdefault(rule, [])
+        elif rule and line.strip().startswith("wildcards:"):
+            jobs[rule].append(line.split("wildcards:", 1)[1].strip())
+    assert jobs, proc.stdout[-2000:]
     return jobs
 
 
 def test_editing_evaluation_settings_never_retrains(dag_run, tmp_path):
     jobs = dry_run_jobs(dag_run, tmp_path, "evaluation: {versatility: {max_gen_toks: 9}}\n")
-    assert len(jobs["evaluate"]) >= 2 * 10 and "train" not in jobs and "compute_importance" not in jobs
+    assert len(jobs["evaluate"]) >= 2 * 10 and "compute_importance" not in jobs
+    # the only re-training: the searched rows, whose region the (re-evaluated) tree search picks
+    assert all("method=cofitune, variant=searched" in wc for wc in jobs.get("train", [])), jobs.get("train")
+    assert "write_train_config" not in jobs
 
 
 def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path):
