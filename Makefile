@@ -24,7 +24,7 @@ system-deps:  ## headless Chromium (report screenshots/tests); apt-get as root o
 
 demo: env system-deps  ## set up and run the default DAG (SmolLM2-135M-Instruct on SQuAD), report + screenshot
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/report.html
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 1 --report results/report.html
 	$(BIN)/python -m cofitune report-capture --report results/report.html --result pareto.png --png results/report_pareto.png
 	@echo "Table: results/tables/main.md (also .html .tex .csv); report: results/report.html; plots: results/plots/"
 	@cat results/tables/main.md
