@@ -6,7 +6,7 @@ CORES  ?= 2
 export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 
-.PHONY: demo test test-fast env clean system-deps
+.PHONY: demo baselines test test-fast env clean system-deps
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: env system-deps  ## set up and run the default DAG (SmolLM2-135M-Instruct 
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 1 --report results/report.html
 	$(BIN)/python -m cofitune report-capture --report results/report.html --result pareto.png --png results/report_pareto.png
 	@echo "Table: results/tables/main.md (also .html .tex .csv); report: results/report.html; plots: results/plots/"
+	@cat results/tables/main.md
+
+baselines: env  ## the full baseline table + adaptive tree search on the demo model (hours on 2 CPU cores)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default \
+	  --configfile config/config.yaml config/baselines.yaml
 	@cat results/tables/main.md
 
 test: env system-deps  ## set up and run the whole test suite (fast unit tier + real-DAG integration tier)
