@@ -5,7 +5,16 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 configfile: "config/config.yaml"
-validate(config, "workflow/schemas/config.schema.yaml")
+# `--config 'search={enabled: true}'` leaves nested scalars as strings; type them where the schema says so
+from pathlib import Path
+
+import yaml
+from cofitune.config import coerce_cli_scalars
+
+SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
+for _key in coerce_cli_scalars(config, yaml.safe_load(SCHEMA.read_text())):
+    logger.info(f"config: typed the --config string at {_key}")
+validate(config, str(SCHEMA))
 
 report: "workflow/report/workflow.rst"
 

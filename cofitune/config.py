@@ -49,6 +49,65 @@ def task_size(config: dict, task_spec: dict, key: str) -> int:
     return task_spec.get(key) or config["data"][key]
 
 
+def _subschemas(node: dict) -> list[dict]:
+    return [node, *node.get("oneOf", []), *node.get("anyOf", [])]
+
+
+def _child_schema(node: dict, key) -> dict | None:
+    """Schema of ``key`` inside an object (or of an item inside an array) described by ``node``."""
+    for sub in _subschemas(node):
+        if isinstance(key, int):
+            if isinstance(sub.get("items"), dict):
+                return sub["items"]
+        elif key in sub.get("properties", {}):
+            return sub["properties"][key]
+        elif isinstance(sub.get("additionalProperties"), dict):
+            return sub["additionalProperties"]
+    return None
+
+
+def coerce_cli_scalars(config: dict, schema: dict) -> list[str]:
+    """Type the strings that ``snakemake --config`` leaves in nested values, where the schema says so.
+
+    Snakemake parses ``--config key=VALUE`` with YAML's BaseLoader, so inside a mapping every scalar
+    stays a string: ``--config 'search={enabled: true, mode: exhaustive}'`` gives ``enabled: "true"``,
+    which the schema then rejects. A string that the schema rejects at its place, and whose reading as an
+    int, a float or YAML (``10``, ``1e-4``, ``true``, ``null``) it accepts, is replaced by that reading; every other value is left as
+    it is, so a genuinely bad value still fails validation with its key named. Returns the key paths
+    that were typed (for the log).
+    """
+    from jsonschema import Draft7Validator
+
+    typed: list[str] = []
+
+    def walk(value, node: dict, path: str):
+        if isinstance(value, str):
+            if Draft7Validator(node).is_valid(value):
+                return value
+            for parse in (int, float, yaml.safe_load):  # Snakemake's order for top-level values
+                try:
+                    parsed = parse(value)
+                except (ValueError, yaml.YAMLError):
+                    continue
+                if not isinstance(parsed, str) and Draft7Validator(node).is_valid(parsed):
+                    typed.append(path)
+                    return parsed
+            return value
+        if isinstance(value, dict):
+            for k, v in value.items():
+                child = _child_schema(node, k)
+                if child is not None:
+                    value[k] = walk(v, child, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            child = _child_schema(node, 0)
+            if child is not None:
+                value[:] = [walk(v, child, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    walk(config, schema, "")
+    return typed
+
+
 def check_config(config: dict, root: str | Path = ".") -> None:
     """Raise ``ValueError`` naming the config key for anything the schema cannot check."""
     load_plugins(plugin_paths(config, root))

@@ -125,3 +125,40 @@ def test_train_view_ignores_evaluation_settings(config):
     edited["evaluation"]["speciality"]["batch_size"] = 3
     assert train_view(run_config(edited, "smollm2-135m", "squad", "full_sft", "all", ROOT)) == before
     assert "versatility" not in before and before["train"]["lr"] == config["train"]["lr"]
+
+
+def _cli(entries: list[str]) -> dict:
+    """What ``snakemake --config ENTRIES`` hands the Snakefile (Snakemake's own parser)."""
+    from snakemake.cli import parse_config
+    return parse_config(entries)
+
+
+def test_nested_cli_overrides_are_typed_by_the_schema(config):
+    from snakemake.utils import update_config
+
+    from cofitune.config import coerce_cli_scalars
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    over = _cli(['search={enabled: true, mode: exhaustive, min_vers_pct: 95}',
+                 'train={lr: 1e-4, bf16: auto, clip: null}',
+                 'evaluation={versatility: {limit: {mmlu: 10}}}'])
+    assert over["search"]["enabled"] == "true"  # Snakemake leaves nested scalars as strings
+    update_config(config, over)
+    typed = coerce_cli_scalars(config, schema)
+    assert sorted(typed) == ["evaluation.versatility.limit.mmlu", "search.enabled", "search.min_vers_pct",
+                             "train.clip", "train.lr"]
+    assert config["search"]["enabled"] is True and config["search"]["mode"] == "exhaustive"
+    assert config["search"]["min_vers_pct"] == 95 and config["train"]["lr"] == 1e-4
+    assert config["train"]["bf16"] == "auto" and config["train"]["clip"] is None
+    assert config["evaluation"]["versatility"]["limit"]["mmlu"] == 10
+    validate(config, SCHEMA)
+
+
+def test_cli_strings_the_schema_cannot_read_still_fail_with_their_key(config):
+    from cofitune.config import coerce_cli_scalars
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    config["search"] = {"enabled": "treu"}
+    config["methods"][0]["variant"] = "1234"  # a string where a string belongs stays a string
+    assert coerce_cli_scalars(config, schema) == []
+    assert config["methods"][0]["variant"] == "1234"
+    with pytest.raises(WorkflowError, match="'treu' is not of type 'boolean'"):
+        validate(config, SCHEMA)
