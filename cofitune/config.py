@@ -71,10 +71,10 @@ def coerce_cli_scalars(config: dict, schema: dict) -> list[str]:
 
     Snakemake parses ``--config key=VALUE`` with YAML's BaseLoader, so inside a mapping every scalar
     stays a string: ``--config 'search={enabled: true, mode: exhaustive}'`` gives ``enabled: "true"``,
-    which the schema then rejects. A string that the schema rejects at its place, and whose reading as an
-    int, a float or YAML (``10``, ``1e-4``, ``true``, ``null``) it accepts, is replaced by that reading; every other value is left as
-    it is, so a genuinely bad value still fails validation with its key named. Returns the key paths
-    that were typed (for the log).
+    which the schema then rejects. A string that the schema rejects at its place, and whose reading as
+    an int, a float or YAML (``10``, ``1e-4``, ``true``, ``null``) it accepts, is replaced by that
+    reading; every other value is left as it is, so a genuinely bad value still fails validation with
+    its key named. Returns the key paths that were typed (for the log).
     """
     from jsonschema import Draft7Validator
 

@@ -28,7 +28,10 @@ from cofitune.softmask import SoftMask
 
 log = logging.getLogger(__name__)
 IGNORE = -100
-BF16_SETTINGS = (True, False, "auto")
+def _check_bf16(setting) -> None:
+    """``train.bf16`` is exactly true, false or "auto" (identity: 1 and 0 are not booleans here)."""
+    if not (setting is True or setting is False or setting == "auto"):
+        raise ValueError(f"train.bf16 = {setting!r}; expected true, false or \"auto\"")
 
 
 def native_bf16(device: torch.device) -> tuple[bool, str]:
@@ -53,8 +56,7 @@ def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
     ``"auto"`` takes bf16 exactly when the device computes it natively; ``true`` on a device that
     would only emulate it is refused (a silent 60x slowdown is a bug, not a setting); ``false`` is fp32.
     """
-    if setting not in BF16_SETTINGS:
-        raise ValueError(f"train.bf16 = {setting!r}; expected true, false or \"auto\"")
+    _check_bf16(setting)
     if setting is False:
         return False
     ok, why = native_bf16(device)
@@ -88,8 +90,7 @@ class TrainConfig:
     distributed: str = "ddp"  # multi-rank strategy under torchrun: "ddp" or "fsdp2" (cofitune.distributed)
 
     def __post_init__(self):
-        if self.bf16 not in BF16_SETTINGS:
-            raise ValueError(f"train.bf16 = {self.bf16!r}; expected true, false or \"auto\"")
+        _check_bf16(self.bf16)
         if self.distributed not in STRATEGIES:
             raise ValueError(f"train.distributed = {self.distributed!r}; expected one of {STRATEGIES}")
         checks = {"epochs": self.epochs > 0, "lr": self.lr > 0, "micro_batch": self.micro_batch >= 1,
