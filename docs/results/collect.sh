@@ -2,7 +2,7 @@
 # Copy a real-model run (a clone that ran config/baselines.yaml) into docs/results and derive table + plots.
 set -euo pipefail
 SRC=${1:?usage: collect.sh RUN_CLONE [DEST]}; DST=$(realpath -m "${2:-$(dirname "$0")/smollm2-135m-squad}")
-rm -rf "$DST"; mkdir -p "$DST/search" "$DST/runs"
+rm -rf "$DST/search" "$DST/runs" "$DST/rule_benchmarks"; mkdir -p "$DST/search" "$DST/runs"  # README.md is hand-written: kept
 cp $SRC/results/search/smollm2-135m/squad/*.json "$DST/search/"
 metrics=()
 for m in $SRC/results/runs/smollm2-135m/squad/*/*/metrics.json; do
