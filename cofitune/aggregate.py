@@ -34,18 +34,24 @@ def vers_from_items(suites: dict, aspects: dict[str, list[str]], idx: dict[str, 
     return float(np.mean([np.mean([suite_score(t) for t in tasks]) for tasks in aspects.values()]))
 
 
+def _suite_indices(rng, a: dict, b: dict | None, aspects: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """One bootstrap draw of item indices per suite (the same indices serve both runs of a pair)."""
+    idx = {}
+    for tasks in aspects.values():
+        for t in tasks:
+            n = len(a[t]["items"])
+            if b is not None and n != len(b[t]["items"]):
+                raise ValueError(f"suite {t}: runs scored different item counts ({n} vs {len(b[t]['items'])})")
+            idx[t] = rng.integers(0, n, size=n)
+    return idx
+
+
 def _vers_boot(a: dict, b: dict | None, aspects: dict[str, list[str]], n_boot: int, seed: int) -> tuple[float, float]:
     """95% CI of Vers(a) [- Vers(b)], resampling each suite's items (the same indices for a and b)."""
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_boot):
-        idx = {}
-        for tasks in aspects.values():
-            for t in tasks:
-                n = len(a[t]["items"])
-                if b is not None and n != len(b[t]["items"]):
-                    raise ValueError(f"suite {t}: runs scored different item counts ({n} vs {len(b[t]['items'])})")
-                idx[t] = rng.integers(0, n, size=n)
+        idx = _suite_indices(rng, a, b, aspects)
         v = vers_from_items(a, aspects, idx)
         values.append(v if b is None else v - vers_from_items(b, aspects, idx))
     lo, hi = np.quantile(values, [0.025, 0.975])
@@ -61,6 +67,28 @@ def paired_vers_delta_ci(a: dict, b: dict, aspects: dict[str, list[str]], n_boot
                          seed: int = 1234) -> tuple[float, float]:
     """95% CI of Vers(a) - Vers(b), resampling each suite's items with the same indices for a and b."""
     return _vers_boot(a, b, aspects, n_boot, seed)
+
+
+def paired_uni_delta_ci(a: dict, b: dict, uni: dict[str, float] | None = None, n_boot: int = 1000,
+                        seed: int = 1234) -> tuple[float, float]:
+    """95% CI of Uni(a) - Uni(b) for two runs' ``metrics`` mappings scored on the same items.
+
+    One draw resamples the Spec items and every versatility suite's items, with the same indices for
+    ``a`` and ``b`` (a paired bootstrap, stratified by suite), and recomputes both Uni scores from them.
+    """
+    sa, sb = np.asarray(a["spec_items"], dtype=float), np.asarray(b["spec_items"], dtype=float)
+    if sa.shape != sb.shape:
+        raise ValueError(f"speciality: runs scored different item counts ({sa.size} vs {sb.size})")
+    aspects = a["aspects_tasks"]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        i = rng.integers(0, sa.size, size=sa.size)
+        idx = _suite_indices(rng, a["suites"], b["suites"], aspects)
+        values.append(uni_score(sa[i].mean(), vers_from_items(a["suites"], aspects, idx), uni)
+                      - uni_score(sb[i].mean(), vers_from_items(b["suites"], aspects, idx), uni))
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return float(lo), float(hi)
 
 
 def _mean_items(runs: list[dict]) -> tuple[list[float], dict]:

@@ -101,37 +101,50 @@ def _uni(a) -> dict[str, float]:
     return {"spec": a.uni_weights[0], "vers": a.uni_weights[1]}
 
 
+def _read_trials(paths: list[str]) -> dict:
+    from cofitune.io import read_json
+    from cofitune.search import node_from_variant
+
+    trials = {}
+    for path in paths:
+        m = read_json(path)
+        node = node_from_variant(m["run"]["variant"])
+        if node is None:
+            raise ValueError(f"{path}: run variant {m['run']['variant']!r} is not a search trial "
+                             "(node.<modules>.<layers>)")
+        trials[node] = m
+    return trials
+
+
+def _log_decision(what: str, record: dict) -> None:
+    log.info("%s: %s -> %s", what, [v["node"] for v in record["visited"]], record["chosen"]["node"])
+    margin = record["margin"]
+    if margin is not None:
+        lo, hi = margin["ci95"]
+        (log.warning if margin["within_noise"] else log.info)(
+            "%s: lead over %s on %s = %.2f, paired-bootstrap 95%% CI [%.2f, %.2f]%s", what, margin["runner_up"],
+            margin["key"], margin["delta"], lo, hi, " -- within noise" if margin["within_noise"] else "")
+
+
 def cmd_search_level(a) -> None:
     from cofitune.io import read_json, write_json
-    from cofitune.search import ROOT, Node, decide_level, node_from_variant
+    from cofitune.search import ROOT, Node, decide_level
 
     parent = ROOT if a.parent is None else Node(*reversed(a.parent.split("@")))
-    trials = {}
-    for path in a.trials:
-        m = read_json(path)
-        trials[node_from_variant(m["run"]["variant"])] = m
-    record = decide_level(a.level, parent, trials, read_json(a.original), criterion=a.criterion,
+    record = decide_level(a.level, parent, _read_trials(a.trials), read_json(a.original), criterion=a.criterion,
                           min_vers_pct=a.min_vers_pct, order=a.order, uni=_uni(a))
     write_json(a.out, record)
-    log.info("level %d: %s -> %s", a.level, [v["node"] for v in record["visited"]], record["chosen"]["node"])
+    _log_decision(f"level {a.level}", record)
 
 
 def cmd_search_grid(a) -> None:
     from cofitune.io import read_json, write_json
-    from cofitune.search import node_from_variant, node_scores, select
+    from cofitune.search import decide_grid
 
-    scores = []
-    for path in a.trials:
-        m = read_json(path)
-        scores.append({"node": node_from_variant(m["run"]["variant"]), **node_scores(m, _uni(a))})
-    best = select(scores, a.criterion, vers_ref=node_scores(read_json(a.original))["vers"],
-                  min_vers_pct=a.min_vers_pct)
-    if best is None:
-        raise ValueError(f"criterion {a.criterion} (min_vers_pct={a.min_vers_pct}) rejects every grid node")
-    visited = [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id} for s in scores]
-    write_json(a.out, {"mode": "exhaustive", "criterion": a.criterion, "uni_weights": _uni(a), "visited": visited,
-                       "chosen": {"node": best["node"].id, "layers": best["node"].layers,
-                                  "modules": best["node"].modules}})
+    record = decide_grid(_read_trials(a.trials), read_json(a.original), criterion=a.criterion,
+                         min_vers_pct=a.min_vers_pct, uni=_uni(a))
+    write_json(a.out, record)
+    _log_decision("grid", record)
 
 
 def cmd_aggregate(a) -> None:

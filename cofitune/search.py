@@ -116,9 +116,53 @@ def node_scores(metrics: dict, uni: dict[str, float] | None = None) -> dict:
     return {"spec": m["spec"], "vers": m["vers"], "uni": uni_score(m["spec"], m["vers"], uni)}
 
 
+def decision_margin(best: dict, eligible: list[dict], trials: dict[Node, dict], key: str,
+                    uni: dict[str, float] | None = None, n_boot: int = 1000, seed: int = 1234) -> dict | None:
+    """How far the chosen node leads the runner-up on the criterion's score, with a paired-bootstrap 95% CI.
+
+    ``key`` is ``uni`` or ``spec``; the runner-up is the best other eligible node (the earlier one on
+    ties). ``within_noise`` is true when the CI of the lead reaches 0: the decision is not resolved by
+    the test sets' size. None when no other node was eligible.
+    """
+    from cofitune.aggregate import paired_uni_delta_ci
+    from cofitune.stats import paired_bootstrap_ci
+
+    others = [s for s in eligible if s["node"] != best["node"]]
+    if not others:
+        return None
+    runner = max(others, key=lambda s: s[key])  # max() keeps the first of equal scores
+    a, b = trials[best["node"]]["metrics"], trials[runner["node"]]["metrics"]
+    if key == "uni":
+        lo, hi = paired_uni_delta_ci(a, b, uni, n_boot=n_boot, seed=seed)
+    else:
+        lo, hi = paired_bootstrap_ci(a["spec_items"], b["spec_items"], n_boot=n_boot, seed=seed)
+    return {"runner_up": runner["node"].id, "key": key, "delta": best[key] - runner[key], "ci95": [lo, hi],
+            "within_noise": bool(lo <= 0.0)}
+
+
+def _decide(nodes: list[Node], trials: dict[Node, dict], original: dict, criterion: str,
+            min_vers_pct: float | None, uni: dict[str, float] | None) -> tuple[list[dict], dict | None, dict | None]:
+    """Score ``nodes`` (in order), select one, and measure its margin: (visited, best, margin)."""
+    scores = [{"node": n, **node_scores(trials[n], uni)} for n in nodes]
+    vers_ref = node_scores(original)["vers"]
+    best = select(scores, criterion, vers_ref=vers_ref, min_vers_pct=min_vers_pct)
+    margin = None
+    if best is not None:
+        key = "uni" if criterion == "uni" else "spec"
+        eligible = scores if criterion == "uni" else [s for s in scores if s["vers"] >= min_vers_pct / 100.0 * vers_ref]
+        margin = decision_margin(best, eligible, trials, key, uni)
+    visited = [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id, "layers": s["node"].layers,
+                "modules": s["node"].modules} for s in scores]
+    return visited, best, margin
+
+
+def _node_record(node: Node) -> dict:
+    return {"node": node.id, "layers": node.layers, "modules": node.modules}
+
+
 def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: dict, *, criterion: str,
                  min_vers_pct: float | None, order: str, uni: dict[str, float] | None = None) -> dict:
-    """The decision record of one tree level: every visited node's scores and the chosen child.
+    """The decision record of one tree level: every visited node's scores, the chosen child and its margin.
 
     When the criterion rejects every child the parent is kept (``chosen`` = parent, ``stopped`` true),
     so the search never silently picks a node that violates the constraint.
@@ -127,13 +171,23 @@ def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: d
     if set(trials) != set(expected):
         raise ValueError(f"level {level}: got trials {sorted(n.id for n in trials)}, expected "
                          f"{[n.id for n in expected]}")
-    scores = [{"node": n, **node_scores(trials[n], uni)} for n in expected]
-    best = select(scores, criterion, vers_ref=node_scores(original)["vers"], min_vers_pct=min_vers_pct)
-    chosen = best["node"] if best else parent
+    visited, best, margin = _decide(expected, trials, original, criterion, min_vers_pct, uni)
     return {
         "level": level, "parent": parent.id, "criterion": criterion, "min_vers_pct": min_vers_pct,
-        "order": order, "uni_weights": uni or UNI_DEFAULT, "stopped": best is None,
-        "visited": [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id,
-                     "layers": s["node"].layers, "modules": s["node"].modules} for s in scores],
-        "chosen": {"node": chosen.id, "layers": chosen.layers, "modules": chosen.modules},
+        "order": order, "uni_weights": uni or UNI_DEFAULT, "stopped": best is None, "visited": visited,
+        "chosen": _node_record(best["node"] if best else parent), "margin": margin,
     }
+
+
+def decide_grid(trials: dict[Node, dict], original: dict, *, criterion: str, min_vers_pct: float | None,
+                uni: dict[str, float] | None = None) -> dict:
+    """The exhaustive search's decision over the full grid (8 ranges x 3 module sets)."""
+    grid = all_nodes()
+    if set(trials) != set(grid):
+        raise ValueError(f"the exhaustive grid needs all {len(grid)} nodes, got {sorted(n.id for n in trials)}")
+    visited, best, margin = _decide(grid, trials, original, criterion, min_vers_pct, uni)
+    if best is None:
+        raise ValueError(f"criterion {criterion} (min_vers_pct={min_vers_pct}) rejects every grid node")
+    return {"mode": "exhaustive", "criterion": criterion, "min_vers_pct": min_vers_pct,
+            "uni_weights": uni or UNI_DEFAULT, "visited": visited, "chosen": _node_record(best["node"]),
+            "margin": margin}

@@ -139,3 +139,18 @@ def test_paired_ci_is_tighter_than_unpaired():
 def test_paired_vers_delta_ci_of_identical_runs_is_zero():
     suites = {"mmlu": {"items": [1, 0, 1]}, "arc": {"items": [0, 1, 1]}, "piqa": {"items": [1, 1, 0]}}
     assert paired_vers_delta_ci(suites, suites, ASPECTS, n_boot=50) == (0.0, 0.0)
+
+
+def test_paired_uni_delta_ci_resamples_spec_and_suites_together():
+    from cofitune.aggregate import paired_uni_delta_ci
+
+    rng = np.random.default_rng(1)
+    suites = {"mmlu": {"items": rng.integers(0, 2, 30).tolist()}, "arc": {"items": rng.integers(0, 2, 30).tolist()},
+              "piqa": {"items": rng.integers(0, 2, 30).tolist()}}
+    a = {"spec_items": rng.uniform(0, 100, 30).tolist(), "suites": suites, "aspects_tasks": ASPECTS}
+    assert paired_uni_delta_ci(a, a, n_boot=50) == (0.0, 0.0)
+    shifted = {**a, "spec_items": [x + 4.0 for x in a["spec_items"]]}  # Spec +4 on every item, Vers equal
+    assert paired_uni_delta_ci(shifted, a, n_boot=50) == pytest.approx((2.0, 2.0))  # Uni weight 0.5
+    assert paired_uni_delta_ci(shifted, a, uni={"spec": 1.0, "vers": 0.0}, n_boot=50) == pytest.approx((4.0, 4.0))
+    with pytest.raises(ValueError, match="different item counts"):
+        paired_uni_delta_ci(a, {**a, "spec_items": a["spec_items"][:5]}, n_boot=5)

@@ -76,8 +76,17 @@ def test_node_variant_roundtrip():
         node_from_variant("node.ffn.bottom9")
 
 
-def _m(spec, vers):
-    return {"metrics": {"spec": spec, "vers": vers}}
+def _m(spec, vers, n=4):
+    """A trial's metrics with constant per-item scores (so every bootstrap draw gives the same means)."""
+    return {"metrics": {"spec": spec, "vers": vers, "spec_items": [spec] * n,
+                        "suites": {"s": {"items": [vers / 100.0] * n}}, "aspects_tasks": {"a": ["s"]}}}
+
+
+def _items(spec_items, suite_items):
+    """Metrics from per-item scores (Spec items in points, suite items 0/1), means derived from them."""
+    vers = 100.0 * sum(suite_items) / len(suite_items)
+    return {"metrics": {"spec": sum(spec_items) / len(spec_items), "vers": vers, "spec_items": spec_items,
+                        "suites": {"s": {"items": suite_items}}, "aspects_tasks": {"a": ["s"]}}}
 
 
 def test_decide_level_records_every_node_and_the_choice():
@@ -106,3 +115,71 @@ def test_decide_level_rejects_wrong_trial_set():
     with pytest.raises(ValueError, match="expected"):
         decide_level(1, ROOT, {Node("top", "ffn"): _m(1, 1)}, _m(1, 1), criterion="uni", min_vers_pct=None,
                      order="range-first")
+
+
+def test_decision_margin_names_the_runner_up_and_an_exact_delta():
+    from cofitune.search import decide_level
+
+    kids = children(ROOT, 1)
+    trials = dict(zip(kids, [_m(50, 40), _m(60, 42), _m(70, 20)]))  # Uni 45, 51, 45
+    rec = decide_level(1, ROOT, trials, _m(5, 45), criterion="uni", min_vers_pct=None, order="range-first")
+    # runner-up tie between bottom-plus and top-plus (Uni 45): the earlier node is named
+    assert rec["margin"]["runner_up"] == "mha+ffn@bottom-plus" and rec["margin"]["key"] == "uni"
+    assert rec["margin"]["delta"] == pytest.approx(6.0)
+    assert rec["margin"]["ci95"] == pytest.approx([6.0, 6.0])  # constant items: every draw gives the same delta
+    assert rec["margin"]["within_noise"] is False
+
+
+def test_decision_within_noise_is_flagged():
+    """Two trials that differ on a handful of items out of 40: the chosen one leads, the paired CI spans 0."""
+    from cofitune.search import decide_level
+
+    parent = Node("bottom-plus", "mha+ffn")
+    kids = children(parent, 2)
+    base = [1.0, 0.0] * 20
+    better = list(base)
+    better[1] = 1.0  # one more correct versatility item
+    trials = {kids[0]: _items([30.0, 10.0] * 20, base), kids[1]: _items([30.0, 10.0] * 20, better)}
+    rec = decide_level(2, parent, trials, _m(5, 45, n=40), criterion="uni", min_vers_pct=None, order="range-first")
+    margin = rec["margin"]
+    assert rec["chosen"]["node"] == kids[1].id and margin["runner_up"] == kids[0].id
+    assert margin["delta"] == pytest.approx(0.5 * 2.5)  # Uni = (Spec + Vers) / 2; Vers +2.5 points
+    lo, hi = margin["ci95"]
+    assert lo == pytest.approx(0.0) and hi > 0 and margin["within_noise"] is True
+
+
+def test_decision_margin_under_spec_at_vers_uses_spec_and_only_eligible_children():
+    from cofitune.search import decide_level
+
+    parent = Node("bottom2", "mha+ffn")
+    kids = children(parent, 3)  # mha, ffn, mha+ffn
+    trials = dict(zip(kids, [_m(50, 44), _m(40, 46), _m(90, 10)]))  # mha+ffn is rejected (vers < 90% of 45)
+    rec = decide_level(3, parent, trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90, order="range-first")
+    assert rec["chosen"]["node"] == kids[0].id
+    assert rec["margin"]["runner_up"] == kids[1].id and rec["margin"]["key"] == "spec"
+    assert rec["margin"]["delta"] == pytest.approx(10.0) and rec["margin"]["ci95"] == pytest.approx([10.0, 10.0])
+
+
+def test_decision_margin_is_null_without_a_runner_up():
+    from cofitune.search import decide_level
+
+    parent = Node("bottom2", "mha+ffn")
+    kids = children(parent, 3)
+    trials = dict(zip(kids, [_m(50, 44), _m(40, 10), _m(90, 10)]))  # only mha passes the constraint
+    rec = decide_level(3, parent, trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90, order="range-first")
+    assert rec["chosen"]["node"] == kids[0].id and rec["margin"] is None
+
+
+def test_decide_grid_over_the_full_table():
+    from cofitune.search import decide_grid
+
+    grid = all_nodes()
+    trials = {n: _m(10 + i, 30) for i, n in enumerate(grid)}  # the last grid node has the best Spec and Uni
+    rec = decide_grid(trials, _m(5, 45), criterion="uni", min_vers_pct=None)
+    assert rec["mode"] == "exhaustive" and len(rec["visited"]) == 24
+    assert rec["chosen"]["node"] == grid[-1].id and rec["margin"]["runner_up"] == grid[-2].id
+    assert rec["margin"]["delta"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="rejects every grid node"):
+        decide_grid(trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90)
+    with pytest.raises(ValueError, match="24"):
+        decide_grid(dict(list(trials.items())[:5]), _m(5, 45), criterion="uni", min_vers_pct=None)
