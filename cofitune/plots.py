@@ -135,8 +135,9 @@ def _single_row(df: pd.DataFrame, method: str, what: str, source: str = "") -> p
 def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title: str) -> None:
     """Spec (y) vs Vers (x) of every method row of one (model, task).
 
-    Draws each row as a point with 95% CI whiskers (none on an axis whose bound is NaN) and a
-    ``method/variant`` label, one colour and marker per method; the Pareto front (maximise both) as a
+    Draws each row as a point with 95% CI whiskers (none on an axis whose bound is NaN), one colour and
+    marker per method, numbered in table order; the legend keys each number to its ``method/variant``
+    (labels beside the points collide once trials cluster); the Pareto front (maximise both) as a
     dashed line sorted by Vers; and the Wise-FT rows as a solid line sorted by ``alpha`` (parsed from
     ``setting``), extended to the ``original`` row (alpha=0) and the ``full_sft`` row (alpha=1).
     """
@@ -154,17 +155,16 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
     xs = [_finite(v, f"row {lab}: Vers") for v, lab in zip(df["Vers"], labels)]
     ys = [_finite(v, f"row {lab}: Spec") for v, lab in zip(df["Spec"], labels)]
 
-    with _figure(figsize=(8, 5.5)) as (fig, ax):
+    with _figure(figsize=(9, max(5.5, 1.5 + 0.19 * len(df)))) as (fig, ax):
         methods = list(dict.fromkeys(df["method"]))
         style = {m: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
-        seen: set[str] = set()
         for i, row in df.iterrows():
             colour, marker = style[row["method"]]
             ax.errorbar(xs[i], ys[i], xerr=_whisker(row, "Vers", labels[i]), yerr=_whisker(row, "Spec", labels[i]),
                         fmt=marker, color=colour, ms=6, capsize=3, elinewidth=1, zorder=3,
-                        label=None if row["method"] in seen else row["method"])
-            seen.add(row["method"])
-            ax.annotate(labels[i], (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points", fontsize=7)
+                        label=f"{i + 1}. {labels[i]}")
+            ax.annotate(str(i + 1), (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points", fontsize=7,
+                        color=colour, fontweight="bold")
 
         front = pareto_front(list(zip(xs, ys)))
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="0.35", lw=1.2, zorder=2,
@@ -198,7 +198,7 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
         ax.set_ylabel(SPEC_LABEL)
         ax.set_title(title)
         ax.grid(True, alpha=0.4)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
         _save(fig, png, svg)
 
 

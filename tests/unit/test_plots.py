@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -84,6 +85,15 @@ def test_pareto_plot_writes_png_and_svg_with_labels(tmp_path):
                  "Pareto front", "m / t"):
         assert text in svg, text
     assert "Wise-FT" not in svg
+
+
+def test_pareto_plot_numbers_points_and_keys_them_in_the_legend(tmp_path):
+    pareto_plot(_table(), *_paths(tmp_path, "keyed"), title="keyed")
+    svg = _check_files(tmp_path, "keyed")
+    for k, label in enumerate(("original/base", "full_sft/all", "lora/r8", "cofitune/best"), start=1):
+        assert f"{k}. {label}" in svg, label  # the legend key
+    bold = re.findall(r"<text style=\"[^\"]*font-weight: 700[^\"]*\"[^>]*>([^<]*)</text>", svg)
+    assert bold == ["1", "2", "3", "4"]  # the numbers beside the points, in table order
 
 
 def test_pareto_plot_draws_wise_ft_curve(tmp_path):
