@@ -103,15 +103,14 @@ def _uni(a) -> dict[str, float]:
 
 def _read_trials(paths: list[str]) -> dict:
     from cofitune.io import read_json
-    from cofitune.search import node_from_variant
+    from cofitune.search import trial_node
 
     trials = {}
     for path in paths:
         m = read_json(path)
-        node = node_from_variant(m["run"]["variant"])
-        if node is None:
-            raise ValueError(f"{path}: run variant {m['run']['variant']!r} is not a search trial "
-                             "(node.<modules>.<layers>)")
+        node = trial_node(m, path)
+        if node in trials:
+            raise ValueError(f"{path}: a second trial of region {node.id}")
         trials[node] = m
     return trials
 

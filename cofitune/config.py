@@ -17,7 +17,7 @@ from cofitune.data import LOADERS
 from cofitune.io import sha256_text
 from cofitune.methods import get_method, load_plugins
 from cofitune.model import read_sheet
-from cofitune.search import node_from_variant
+from cofitune.search import Node, node_from_variant, node_variant
 
 SEARCH_TRIAL_METHOD = "coarse_only"  # tree-search nodes train their region without a mask
 from cofitune.trainer import config_from_dict
@@ -196,6 +196,22 @@ def run_entry(config: dict, method: str, variant: str) -> dict:
         if run["method"] == method and run["variant"] == variant:
             return run
     raise KeyError(f"no run {method}/{variant} in config key methods")
+
+
+def trial_variant(config: dict, node: Node) -> str:
+    """The run that trains a tree-search trial's region.
+
+    A configured ``coarse_only`` row with exactly the node's region (same resolved params, no per-row
+    ``train`` override, unseeded) trains what the trial would, so the trial is that row and the DAG
+    trains the region once; otherwise the trial is its own run ``node.<modules>.<layers>``.
+    """
+    method = get_method(SEARCH_TRIAL_METHOD)
+    want = method.from_params({"layers": node.layers, "modules": node.modules}).describe()
+    for run in configured_runs(config):
+        if (run["method"] == SEARCH_TRIAL_METHOD and run["seed"] is None and not run.get("train")
+                and method.from_params(run["params"]).describe() == want):
+            return run["variant"]
+    return node_variant(node)
 
 
 def reference_variant(config: dict, method: str) -> str:

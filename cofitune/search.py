@@ -110,6 +110,17 @@ def node_from_variant(variant: str) -> Node | None:
     return Node(layers, modules)
 
 
+def trial_node(metrics: dict, where: str) -> Node:
+    """The region a trial's ``metrics.json`` (read from ``where``) trained: its coarse_only params."""
+    run = metrics["run"]
+    if run["method"] != "coarse_only":
+        raise ValueError(f"{where}: run {run['method']}/{run['variant']} is not a coarse_only search trial")
+    node = Node(run["params"].get("layers"), run["params"].get("modules"))
+    if node not in all_nodes():
+        raise ValueError(f"{where}: run {run['method']}/{run['variant']} trained {node}, no grid node")
+    return node
+
+
 def node_scores(metrics: dict, uni: dict[str, float] | None = None) -> dict:
     """Spec / Vers / Uni of one evaluated trial (a ``metrics.json`` mapping); ``uni``: the weights."""
     m = metrics["metrics"]

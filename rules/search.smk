@@ -1,15 +1,18 @@
-# Coarse tree search (method.md section 2). Trials are coarse_only runs named node.<modules>.<layers>;
-# they reuse the train/evaluate rules and share the model's `original` evaluation.
+# Coarse tree search (method.md section 2). Trials are coarse_only runs named node.<modules>.<layers>
+# (or the configured coarse_only row of the same region: trained once); they reuse the train/evaluate rules
+# and share the model's `original` evaluation.
 import json
 
-from cofitune.config import SEARCH_TRIAL_METHOD, reference_variant
-from cofitune.search import ROOT as TREE_ROOT, Node, all_nodes, children, node_variant
+from cofitune.config import SEARCH_TRIAL_METHOD, reference_variant, trial_variant
+from cofitune.search import ROOT as TREE_ROOT, Node, all_nodes, children
 
 SEARCH = config["search"]
 
 
 def trial_metrics(w, nodes):
-    return [f"results/runs/{w.model}/{w.task}/{SEARCH_TRIAL_METHOD}/{node_variant(n)}/metrics.json" for n in nodes]
+    """A trial is its own coarse_only run, or the configured coarse_only row of the same region."""
+    return [f"results/runs/{w.model}/{w.task}/{SEARCH_TRIAL_METHOD}/{trial_variant(config, n)}/metrics.json"
+            for n in nodes]
 
 
 def original_metrics(w):

@@ -162,3 +162,29 @@ def test_cli_strings_the_schema_cannot_read_still_fail_with_their_key(config):
     assert config["methods"][0]["variant"] == "1234"
     with pytest.raises(WorkflowError, match="'treu' is not of type 'boolean'"):
         validate(config, SCHEMA)
+
+
+def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
+    """The DAG trains a region once: a coarse_only row with exactly a trial's region is that trial."""
+    from cofitune.config import trial_variant
+    from cofitune.search import Node
+
+    cfg = copy.deepcopy(config)
+    cfg["methods"] = [{"method": "original", "variant": "base"},
+                      {"method": "coarse_only", "variant": "ffn-b2", "params": {"layers": "bottom2", "modules": "ffn"}},
+                      {"method": "coarse_only", "variant": "mha-b2-lr",
+                       "params": {"layers": "bottom2", "modules": "mha"}, "train": {"lr": 1.0e-3}},
+                      {"method": "cofitune", "variant": "ffn-top", "params": {"layers": "top", "modules": "ffn"}}]
+    validate(cfg, SCHEMA)
+    assert trial_variant(cfg, Node("bottom2", "ffn")) == "ffn-b2"
+    assert trial_variant(cfg, Node("bottom2", "mha")) == "node.mha.bottom2"  # its own train settings: not the trial
+    assert trial_variant(cfg, Node("top", "ffn")) == "node.ffn.top"  # another method (soft-masked) is not a trial
+    assert trial_variant(cfg, Node("middle", "ffn")) == "node.ffn.middle"
+    # the reused row trains exactly what the trial would: the run configs differ only in their names
+    names = ("variant", "row")
+    reused = run_config(cfg, "smollm2-135m", "squad", "coarse_only", "ffn-b2", ROOT)
+    trial = run_config(cfg, "smollm2-135m", "squad", "coarse_only", "node.ffn.bottom2", ROOT)
+    assert {k: v for k, v in reused.items() if k not in names} == {k: v for k, v in trial.items() if k not in names}
+    cfg["seeds"] = [1, 2]  # seeded rows train under other seeds than the search's: no reuse
+    validate(cfg, SCHEMA)
+    assert trial_variant(cfg, Node("bottom2", "ffn")) == "node.ffn.bottom2"

@@ -183,3 +183,14 @@ def test_decide_grid_over_the_full_table():
         decide_grid(trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90)
     with pytest.raises(ValueError, match="24"):
         decide_grid(dict(list(trials.items())[:5]), _m(5, 45), criterion="uni", min_vers_pct=None)
+
+
+def test_trial_node_reads_the_region_from_the_run():
+    from cofitune.search import trial_node
+
+    run = {"method": "coarse_only", "variant": "ffn-b2", "params": {"layers": "bottom2", "modules": "ffn"}}
+    assert trial_node({"run": run}, "x.json") == Node("bottom2", "ffn")
+    with pytest.raises(ValueError, match="x.json.*not a coarse_only"):
+        trial_node({"run": {**run, "method": "cofitune"}}, "x.json")
+    with pytest.raises(ValueError, match="x.json.*no grid node"):
+        trial_node({"run": {**run, "params": {"layers": "bottom9", "modules": "ffn"}}}, "x.json")
