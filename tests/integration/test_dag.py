@@ -23,9 +23,11 @@ pytestmark = pytest.mark.slow
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    # --max-threads 1: a tiny model's job is mostly process start-up (single-threaded imports), so two
+    # one-thread jobs side by side finish the DAG sooner than one two-thread job at a time.
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "config/test.yaml"), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+           "--configfile", str(ROOT / "config/test.yaml"), "--cores", "2", "--max-threads", "1", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)  # a hang guard only
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
