@@ -117,7 +117,8 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     row = {"model": first["model"], "task": first["task"], "method": first["method"],
            # files written before `seeds` existed have no `row`: each run is its own row
            "variant": first.get("row", first["variant"]),
-           "setting": ";".join(f"{k}={v}" for k, v in sorted((first.get("params") or {}).items())),
+           # unset options (None: e.g. LoRA on every layer) are left out rather than printed as "None"
+           "setting": ";".join(f"{k}={v}" for k, v in sorted((first.get("params") or {}).items()) if v is not None),
            "seeds": len(runs), "seed_list": ";".join(str(r["run"]["seed"]) for r in runs)}
     spec = [m["spec"] for m in mets]
     vers = [m["vers"] for m in mets]

@@ -118,6 +118,15 @@ def _publish(tmp: Path, out: Path) -> None:
     tmp.rename(out)
 
 
+def run_record(cfg: dict, checkpoint_info: dict | None) -> dict:
+    """The ``run`` block of ``metrics.json``: identity from ``run.json``, params as the checkpoint was built
+    with (a ``from_search`` run's region is only known at training time, from the search's chosen.json)."""
+    run = {k: cfg[k] for k in ("model", "task", "method", "variant", "row", "params", "seed")}
+    if checkpoint_info is not None:
+        run["params"] = checkpoint_info["run"]["params"]
+    return run
+
+
 def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk_dir, *,
                  model_meta=None, data_meta=None) -> dict:
     """Load the checkpoint once, score speciality and versatility, write ``metrics.json``."""
@@ -166,7 +175,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {
-        "run": {k: cfg[k] for k in ("model", "task", "method", "variant", "row", "params", "seed")},
+        "run": run_record(cfg, train_info),
         "metrics": {
             "spec": spec["score"], "spec_metric": spec["metric"], "spec_ci95": spec["ci95"],
             "spec_all": spec["metrics"], "spec_n": spec["n"],

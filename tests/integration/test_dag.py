@@ -148,6 +148,9 @@ def test_tree_search_levels_and_searched_run(dag_run):
             assert lv["chosen"]["node"] == best["node"] or lv["chosen"]["node"] == lv["parent"]
         chosen = json.loads((base / "chosen.json").read_text())["chosen"]
         assert chosen == levels[2]["chosen"]
+        searched = json.loads((dag_run / "results/runs" / model / "squad/cofitune/searched/metrics.json").read_text())
+        params = searched["run"]["params"]  # the table's setting: the region trained, not the config default
+        assert (params["layers"], params["modules"]) == (chosen["layers"], chosen["modules"])
         index = json.loads((dag_run / "results/runs" / model / "squad/cofitune/searched/checkpoint/trainable.json")
                            .read_text())
         from cofitune.selection import layer_range, module_names

@@ -154,3 +154,11 @@ def test_paired_uni_delta_ci_resamples_spec_and_suites_together():
     assert paired_uni_delta_ci(shifted, a, uni={"spec": 1.0, "vers": 0.0}, n_boot=50) == pytest.approx((4.0, 4.0))
     with pytest.raises(ValueError, match="different item counts"):
         paired_uni_delta_ci(a, {**a, "spec_items": a["spec_items"][:5]}, n_boot=5)
+
+
+def test_setting_leaves_out_unset_options(tmp_path):
+    path = _metrics(tmp_path, "lora", 30.0, {"mmlu": [1, 0], "arc": [1, 1], "piqa": [0, 1]})
+    m = json.loads(path.read_text())
+    m["run"]["params"] = {"r": 8, "layers": None, "modules": "mha+ffn"}
+    path.write_text(json.dumps(m))
+    assert build_table([path]).at[0, "setting"] == "modules=mha+ffn;r=8"

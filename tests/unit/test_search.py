@@ -194,3 +194,15 @@ def test_trial_node_reads_the_region_from_the_run():
         trial_node({"run": {**run, "method": "cofitune"}}, "x.json")
     with pytest.raises(ValueError, match="x.json.*no grid node"):
         trial_node({"run": {**run, "params": {"layers": "bottom9", "modules": "ffn"}}}, "x.json")
+
+
+def test_metrics_record_the_region_a_searched_run_trained():
+    """run.json holds the configured defaults; the checkpoint holds the region the search chose."""
+    from cofitune.runner import run_record
+
+    cfg = {"model": "m", "task": "t", "method": "cofitune", "variant": "searched", "row": "searched", "seed": 1,
+           "params": {"from_search": True, "layers": "bottom2", "modules": "ffn"}, "template": "x"}
+    trained = {"run": {**cfg, "params": {"from_search": True, "layers": "middle", "modules": "mha"}}}
+    assert run_record(cfg, trained)["params"] == {"from_search": True, "layers": "middle", "modules": "mha"}
+    assert run_record(cfg, None)["params"] == cfg["params"]  # `original`: no checkpoint
+    assert set(run_record(cfg, trained)) == {"model", "task", "method", "variant", "row", "params", "seed"}
