@@ -17,9 +17,8 @@ from cofitune.data import LOADERS
 from cofitune.io import sha256_text
 from cofitune.methods import get_method, load_plugins
 from cofitune.model import read_sheet
-from cofitune.search import Node, node_from_variant, node_variant
+from cofitune.search import SEARCH_TRIAL_METHOD, Node, node_from_variant, node_variant
 
-SEARCH_TRIAL_METHOD = "coarse_only"  # tree-search nodes train their region without a mask
 from cofitune.trainer import config_from_dict
 
 TASK_KEYS = {"loader", "train", "test", "instruction", "evaluator", "max_input_chars", "max_new_tokens",

@@ -31,6 +31,7 @@ class Node:
         return f"{self.modules}@{self.layers}"
 
 
+SEARCH_TRIAL_METHOD = "coarse_only"  # tree-search nodes train their region without a mask
 ROOT = Node("all", "mha+ffn")  # = Full SFT's region (Full SFT also trains embeddings/head/norms)
 
 
@@ -58,6 +59,23 @@ def all_nodes() -> list[Node]:
     return [Node(r, m) for r in LAYER_RANGES for m in MODULES]
 
 
+def criterion_key(criterion: str) -> str:
+    """The score a criterion maximises: ``uni`` -> Uni, ``spec_at_vers`` -> Spec."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"search.criterion must be one of {CRITERIA}, got {criterion!r}")
+    return "uni" if criterion == "uni" else "spec"
+
+
+def eligible_nodes(scores: list[dict], criterion: str, vers_ref: float | None,
+                   min_vers_pct: float | None) -> list[dict]:
+    """The scored nodes a criterion may choose from (``spec_at_vers``: Vers >= min_vers_pct% of vers_ref)."""
+    if criterion_key(criterion) == "uni":
+        return scores
+    if vers_ref is None or min_vers_pct is None:
+        raise ValueError("criterion spec_at_vers needs vers_ref and min_vers_pct")
+    return [s for s in scores if s["vers"] >= min_vers_pct / 100.0 * vers_ref]
+
+
 def select(scores: list[dict], criterion: str = "uni", *, vers_ref: float | None = None,
            min_vers_pct: float | None = None) -> dict | None:
     """Pick the best scored node.
@@ -71,20 +89,11 @@ def select(scores: list[dict], criterion: str = "uni", *, vers_ref: float | None
         The chosen entry, or None when the criterion rejects every node. Ties go to the earlier node,
         so a run is reproducible regardless of float noise in the order of evaluation.
     """
-    if criterion not in CRITERIA:
-        raise ValueError(f"search.criterion must be one of {CRITERIA}, got {criterion!r}")
     if not scores:
         raise ValueError("select needs at least one scored node")
-    if criterion == "uni":
-        key = "uni"
-        eligible = scores
-    else:
-        if vers_ref is None or min_vers_pct is None:
-            raise ValueError("criterion spec_at_vers needs vers_ref and min_vers_pct")
-        key = "spec"
-        eligible = [s for s in scores if s["vers"] >= min_vers_pct / 100.0 * vers_ref]
+    key = criterion_key(criterion)
     best = None
-    for entry in eligible:  # strict '>' keeps the first of equal scores
+    for entry in eligible_nodes(scores, criterion, vers_ref, min_vers_pct):  # strict '>': first of equal scores
         if best is None or entry[key] > best[key]:
             best = entry
     return best
@@ -113,8 +122,9 @@ def node_from_variant(variant: str) -> Node | None:
 def trial_node(metrics: dict, where: str) -> Node:
     """The region a trial's ``metrics.json`` (read from ``where``) trained: its coarse_only params."""
     run = metrics["run"]
-    if run["method"] != "coarse_only":
-        raise ValueError(f"{where}: run {run['method']}/{run['variant']} is not a coarse_only search trial")
+    if run["method"] != SEARCH_TRIAL_METHOD:
+        raise ValueError(f"{where}: run {run['method']}/{run['variant']} is not a "
+                         f"{SEARCH_TRIAL_METHOD} search trial")
     node = Node(run["params"].get("layers"), run["params"].get("modules"))
     if node not in all_nodes():
         raise ValueError(f"{where}: run {run['method']}/{run['variant']} trained {node}, no grid node")
@@ -159,11 +169,9 @@ def _decide(nodes: list[Node], trials: dict[Node, dict], original: dict, criteri
     best = select(scores, criterion, vers_ref=vers_ref, min_vers_pct=min_vers_pct)
     margin = None
     if best is not None:
-        key = "uni" if criterion == "uni" else "spec"
-        eligible = scores if criterion == "uni" else [s for s in scores if s["vers"] >= min_vers_pct / 100.0 * vers_ref]
-        margin = decision_margin(best, eligible, trials, key, uni)
-    visited = [{**{k: v for k, v in s.items() if k != "node"}, "node": s["node"].id, "layers": s["node"].layers,
-                "modules": s["node"].modules} for s in scores]
+        margin = decision_margin(best, eligible_nodes(scores, criterion, vers_ref, min_vers_pct), trials,
+                                 criterion_key(criterion), uni)
+    visited = [{**{k: v for k, v in s.items() if k != "node"}, **_node_record(s["node"])} for s in scores]
     return visited, best, margin
 
 
