@@ -230,13 +230,26 @@ def _check_record(rec: Mapping, where: str, required: tuple[str, ...]) -> list[d
     return visited
 
 
+def margin_label(margin: Mapping | None) -> str:
+    """Legend text for a decision's ``margin`` block: the lead over the runner-up with its paired 95% CI,
+    flagged when the CI reaches 0. Empty for records written before margins existed or without a
+    runner-up (a single eligible child)."""
+    if not margin or margin.get("delta") is None:
+        return ""
+    lo, hi = (_finite(x, "margin.ci95") for x in margin["ci95"])
+    text = (f"{_finite(margin['delta'], 'margin.delta'):+.1f} {margin['key']} over {margin['runner_up']}, "
+            f"95% CI [{lo:+.1f}, {hi:+.1f}]")
+    return text + (": within noise" if margin["within_noise"] else "")
+
+
 def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, title: str) -> None:
     """Every node the tree search evaluated, in Spec (y) vs Vers (x) space.
 
     ``levels`` is the list of per-level decision records (``level``, ``parent``, ``stopped``,
     ``visited``, ``chosen``): nodes are coloured by level and labelled with their id, each level's
     choice is starred, and arrows follow the chosen path from level to level. A level that kept its
-    parent says so in its legend entry. A single dict without ``parent`` (the exhaustive ``grid.json``)
+    parent says so in its legend entry; a decision's margin over the runner-up (``margin_label``) is
+    written under its legend entry, the grid's as well. A single dict without ``parent`` (the exhaustive ``grid.json``)
     draws all grid nodes and stars the chosen one.
     """
     if isinstance(levels, Mapping):
@@ -271,6 +284,8 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
                 label = "grid (exhaustive)"
             else:
                 label = f"level {rec['level']}" + (" (stopped: parent kept)" if rec["stopped"] else "")
+            margin = margin_label(rec.get("margin"))  # levels and the grid record both carry one
+            label += f"\n  {margin}" if margin else ""
             ax.scatter([v["vers"] for v in visited], [v["spec"] for v in visited], c=colour, marker=marker,
                        s=40, zorder=3, label=label)
             here = {v["node"]: (v["vers"], v["spec"]) for v in visited}

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from cofitune.plots import (SPEC_LABEL, VERS_LABEL, importance_heatmap, load_importance_for_plot, pareto_front,
-                            pareto_plot, search_plot)
+                            margin_label, pareto_plot, search_plot)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = math.nan
@@ -166,6 +166,27 @@ def test_search_plot_three_levels(tmp_path, stopped):
     assert ("(stopped: parent kept)" in svg) == stopped
 
 
+def test_search_plot_writes_each_decisions_margin_under_its_level(tmp_path):
+    levels = _levels(False)
+    levels[0]["margin"] = {"runner_up": "mha+ffn@bottom-plus", "key": "uni", "delta": 0.36,
+                           "ci95": [-1.04, 1.72], "within_noise": True}
+    levels[1]["margin"] = {"runner_up": "mha+ffn@bottom2", "key": "uni", "delta": 0.27,
+                           "ci95": [0.12, 0.4], "within_noise": False}
+    levels[2]["margin"] = {"runner_up": None, "key": "uni", "delta": None, "ci95": None, "within_noise": None}
+    search_plot(levels, *_paths(tmp_path, "margin"), title="t")
+    svg = _check_files(tmp_path, "margin")
+    assert "+0.4 uni over mha+ffn@bottom-plus, 95% CI [-1.0, +1.7]: within noise" in svg
+    assert "+0.3 uni over mha+ffn@bottom2, 95% CI [+0.1, +0.4]" in svg
+    assert svg.count("within noise") == 1
+
+
+def test_margin_label_empty_without_a_runner_up():
+    assert margin_label(None) == ""
+    assert margin_label({"runner_up": None, "key": "uni", "delta": None, "ci95": None, "within_noise": None}) == ""
+    with pytest.raises(ValueError, match="margin.ci95"):
+        margin_label({"runner_up": "a", "key": "uni", "delta": 1.0, "ci95": [NAN, 1.0], "within_noise": True})
+
+
 def test_search_plot_level_one_stopped_at_root(tmp_path):
     levels = _levels(False)[:1]
     levels[0] |= {"stopped": True, "chosen": {"node": "mha+ffn@all"}}
@@ -179,6 +200,10 @@ def test_search_plot_grid_mode(tmp_path):
     search_plot(grid, *_paths(tmp_path, "grid"), title="grid")
     svg = _check_files(tmp_path, "grid")
     assert "mha+ffn@top-plus" in svg and "grid (exhaustive)" in svg
+    grid["margin"] = {"runner_up": "mha+ffn@bottom-plus", "key": "uni", "delta": 0.36, "ci95": [-1.04, 1.72],
+                      "within_noise": True}
+    search_plot(grid, *_paths(tmp_path, "grid"), title="grid")
+    assert "+0.4 uni over mha+ffn@bottom-plus, 95% CI [-1.0, +1.7]: within noise" in _check_files(tmp_path, "grid")
 
 
 def test_search_plot_missing_key_named(tmp_path):
