@@ -86,23 +86,39 @@ def answer_nll(model: nn.Module, tok, examples: list[dict], *, template: str, ba
         p_ids = tok(build_prompt(ex, template, tok), add_special_tokens=False)["input_ids"]
         o_ids = tok(ex["output"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         encoded.append((p_ids + o_ids, len(p_ids)))
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output embedding (LM head): cannot score answer NLL")
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    out: list[float] = []
-    for start in tqdm(range(0, len(encoded), batch_size), desc="answer nll", disable=not progress):
-        chunk = encoded[start:start + batch_size]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # batches of similar length
+    out: list[float] = [0.0] * len(encoded)
+    for start in tqdm(range(0, len(order), batch_size), desc="answer nll", disable=not progress):
+        idx = order[start:start + batch_size]
+        width = max(len(encoded[i][0]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         labels = torch.full_like(ids, -100)
-        for i, (row, n_prompt) in enumerate(chunk):
-            ids[i, :len(row)] = torch.tensor(row)
-            mask[i, :len(row)] = 1
-            labels[i, n_prompt:len(row)] = torch.tensor(row[n_prompt:])
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:].to(device), reduction="none")
-        n_tokens = (labels[:, 1:] != -100).sum(dim=1).to(device)
-        out += (loss.sum(dim=1) / n_tokens).tolist()
+        for r, i in enumerate(idx):
+            row, n_prompt = encoded[i]
+            ids[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+            labels[r, n_prompt:len(row)] = torch.tensor(row[n_prompt:])
+        # Position t predicts token t+1: only the positions that predict an answer token need logits. The LM
+        # head sees just those hidden states (N rows instead of B*T: the vocabulary projection and softmax
+        # over every prompt position dominated the cost), and whatever the model does after the head
+        # (casts, soft-capping) still applies.
+        keep = torch.zeros_like(mask, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != -100
+        sel = keep.to(device)
+        hook = head.register_forward_pre_hook(lambda _module, args: (args[0][sel],))
+        try:
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()  # (N, V)
+        finally:
+            hook.remove()
+        loss = F.cross_entropy(logits, labels[:, 1:][keep[:, :-1]].to(device), reduction="none")
+        for i, part in zip(idx, torch.split(loss, keep.sum(dim=1).tolist())):
+            out[i] = (part.sum() / part.numel()).item()
     return out
 
 

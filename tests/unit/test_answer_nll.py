@@ -23,6 +23,18 @@ def test_answer_nll_equals_hf_loss_per_example(word_tokenizer):
     # right padding inside a batch changes nothing
     single = answer_nll(model, word_tokenizer, examples, template="alpaca", batch_size=1, progress=False)
     assert got == pytest.approx(single, rel=1e-5)
+    assert not model.get_output_embeddings()._forward_pre_hooks  # the head-slicing hook never outlives a call
+
+
+def test_answer_nll_keeps_input_order_when_batches_are_sorted_by_length(word_tokenizer):
+    model = tiny_llama(vocab=len(word_tokenizer)).eval()
+    examples = make_examples(6, seed=5)
+    examples[0] = {**examples[0], "input": examples[0]["input"] + " extra words" * 6}  # the longest comes first
+    batched = answer_nll(model, word_tokenizer, examples, template="alpaca", batch_size=4, progress=False)
+    one_by_one = [answer_nll(model, word_tokenizer, [ex], template="alpaca", batch_size=1, progress=False)[0]
+                  for ex in examples]
+    assert batched == pytest.approx(one_by_one, rel=1e-5)
+    assert len(set(batched)) == len(batched)
 
 
 def test_answer_nll_falls_when_the_answer_is_learned(word_tokenizer):
