@@ -242,6 +242,14 @@ def margin_label(margin: Mapping | None) -> str:
     return text + (": within noise" if margin["within_noise"] else "")
 
 
+def _group_by_modules(visited: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Grid nodes grouped by module set (the part of the node id before ``@``), in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for v in visited:
+        groups.setdefault(str(v["node"]).rpartition("@")[0] or str(v["node"]), []).append(v)
+    return list(groups.items())
+
+
 def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, title: str) -> None:
     """Every node the tree search evaluated, in Spec (y) vs Vers (x) space.
 
@@ -249,8 +257,9 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
     ``visited``, ``chosen``): nodes are coloured by level and labelled with their id, each level's
     choice is starred, and arrows follow the chosen path from level to level. A level that kept its
     parent says so in its legend entry; a decision's margin over the runner-up (``margin_label``) is
-    written under its legend entry, the grid's as well. A single dict without ``parent`` (the exhaustive ``grid.json``)
-    draws all grid nodes and stars the chosen one.
+    written under its legend entry, the grid's as well. A single dict without ``parent`` (the exhaustive
+    ``grid.json``) draws all grid nodes, coloured by module set and labelled with their layer range, and
+    stars the chosen one.
     """
     if isinstance(levels, Mapping):
         records, grid = [levels], True
@@ -279,19 +288,22 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
         path: list[tuple[float, float]] = []
         starred = False
         for n, (rec, visited) in enumerate(checked):
-            colour, marker = f"C{n % 10}", MARKERS[n % len(MARKERS)]
-            if grid:
-                label = "grid (exhaustive)"
+            margin = margin_label(rec.get("margin"))  # levels and the grid record both carry one
+            if grid:  # 24 nodes: one colour per module set, each point labelled with its range only
+                groups = _group_by_modules(visited)
+                ax.plot([], [], " ", label="grid (exhaustive)" + (f"\n  {margin}" if margin else ""))
             else:
                 label = f"level {rec['level']}" + (" (stopped: parent kept)" if rec["stopped"] else "")
-            margin = margin_label(rec.get("margin"))  # levels and the grid record both carry one
-            label += f"\n  {margin}" if margin else ""
-            ax.scatter([v["vers"] for v in visited], [v["spec"] for v in visited], c=colour, marker=marker,
-                       s=40, zorder=3, label=label)
+                groups = [(label + (f"\n  {margin}" if margin else ""), visited)]
+            for g, (label, members) in enumerate(groups):
+                k = n + g
+                ax.scatter([v["vers"] for v in members], [v["spec"] for v in members], c=f"C{k % 10}",
+                           marker=MARKERS[k % len(MARKERS)], s=40, zorder=3, label=label)
             here = {v["node"]: (v["vers"], v["spec"]) for v in visited}
             for node, point in here.items():
                 if known.get(node) != point:  # a node re-used at the same spot (level-3 parent) is labelled once
-                    ax.annotate(node, point, xytext=(4, 4), textcoords="offset points", fontsize=7)
+                    text = node.rpartition("@")[2] if grid else node
+                    ax.annotate(text, point, xytext=(4, 4), textcoords="offset points", fontsize=7)
             chosen = str(rec["chosen"]["node"])
             point = here.get(chosen) or (known.get(chosen) if not grid and rec["stopped"] else None)
             known.update(here)

@@ -199,11 +199,22 @@ def test_search_plot_grid_mode(tmp_path):
             "chosen": {"node": "mha+ffn@middle-plus"}}
     search_plot(grid, *_paths(tmp_path, "grid"), title="grid")
     svg = _check_files(tmp_path, "grid")
-    assert "mha+ffn@top-plus" in svg and "grid (exhaustive)" in svg
+    assert ">top-plus<" in svg and ">mha+ffn<" in svg and "grid (exhaustive)" in svg
     grid["margin"] = {"runner_up": "mha+ffn@bottom-plus", "key": "uni", "delta": 0.36, "ci95": [-1.04, 1.72],
                       "within_noise": True}
     search_plot(grid, *_paths(tmp_path, "grid"), title="grid")
     assert "+0.4 uni over mha+ffn@bottom-plus, 95% CI [-1.0, +1.7]: within noise" in _check_files(tmp_path, "grid")
+
+
+def test_search_plot_grid_colours_by_module_set_and_labels_ranges(tmp_path):
+    visited = [_node(r, m, 20.0 + i, 25.0 + i / 10) for i, (m, r) in
+               enumerate((m, r) for m in ("mha", "ffn", "mha+ffn") for r in ("bottom1", "top-plus"))]
+    grid = {"mode": "exhaustive", "criterion": "uni", "visited": visited, "chosen": {"node": "ffn@top-plus"}}
+    search_plot(grid, *_paths(tmp_path, "modgrid"), title="grid")
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", _check_files(tmp_path, "modgrid"))
+    assert [t for t in texts if t in ("mha", "ffn", "mha+ffn")] == ["mha", "ffn", "mha+ffn"]  # one legend entry each
+    assert texts.count("bottom1") == 3 and texts.count("top-plus") == 3  # points carry their range only
+    assert not any("@" in t for t in texts)
 
 
 def test_search_plot_missing_key_named(tmp_path):
