@@ -27,5 +27,10 @@ if [ ${#levels[@]} -gt 0 ]; then
   .venv/bin/python -m cofitune plot-search --levels "${levels[@]}" \
     --title "Tree search: SmolLM2-135M-Instruct on SQuAD (adaptive, Uni)" --png "$DST/search.png" --svg "$DST/search.svg"
 fi
+if [ -f "$DST/search/grid.json" ]; then
+  .venv/bin/python -m cofitune plot-search --levels "$DST/search/grid.json" \
+    --title "Exhaustive grid: SmolLM2-135M-Instruct on SQuAD (coarse-only trials, Uni)" \
+    --png "$DST/grid.png" --svg "$DST/grid.svg"
+fi
 .venv/bin/python -m cofitune plot-pareto --table "$DST/table.csv" --model smollm2-135m --task squad \
   --png "$DST/pareto.png" --svg "$DST/pareto.svg"
