@@ -198,6 +198,26 @@ def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_
                for wc in jobs["evaluate"])
 
 
+def test_exhaustive_mode_is_a_static_dag_of_the_whole_grid(tmp_path):
+    """`search: {mode: exhaustive}` plans all 8 ranges x 3 module sets per model up front (no checkpoint
+    level), one grid decision and one chosen region per model; the trial whose region is the configured
+    coarse_only row is that row, trained once."""
+    from cofitune.search import all_nodes
+
+    work = tmp_path / "work"
+    work.mkdir()
+    jobs = dry_run_jobs(work, tmp_path, "search: {enabled: true, mode: exhaustive}\n")
+    assert "search_level" not in jobs
+    for model in ("tiny-llama-8", "tiny-llama-12"):
+        trained = sorted(wc.split("variant=")[1] for wc in jobs["train"]
+                         if f"model={model}," in wc and "method=coarse_only," in wc)
+        want = sorted("ffn-bottom2" if (n.modules, n.layers) == ("ffn", "bottom2") else f"node.{n.modules}.{n.layers}"
+                      for n in all_nodes())
+        assert len(want) == 24 and trained == want, model
+        assert [wc for wc in jobs["search_grid"] if f"model={model}," in wc] == [f"model={model}, task=squad"]
+        assert [wc for wc in jobs["choose_region"] if f"model={model}," in wc] == [f"model={model}, task=squad"]
+
+
 def test_report_opens_in_chromium_with_table_and_pareto_plot(dag_run):
     from PIL import Image
 
