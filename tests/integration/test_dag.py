@@ -218,6 +218,24 @@ def test_exhaustive_mode_is_a_static_dag_of_the_whole_grid(tmp_path):
         assert [wc for wc in jobs["choose_region"] if f"model={model}," in wc] == [f"model={model}, task=squad"]
 
 
+def test_paper_config_plans_three_scales_by_three_tasks(tmp_path):
+    """`snakemake -n --configfile config/paper.yaml` (hub ids, GPU settings) plans here without error."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                           str(tmp_path), "--configfile", str(ROOT / "config/paper.yaml"), "-n", "--cores", "2"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = {w[0]: int(w[1]) for w in (line.split() for line in proc.stdout.splitlines())
+              if len(w) == 2 and w[1].isdigit()}
+    assert counts["prepare_model"] == 3 and counts["prepare_data"] == 3
+    assert counts["compute_importance"] == 9 and counts["choose_region"] == 9  # 3 models x 3 tasks
+    assert counts["evaluate"] == 9 * 16  # every table row of config/paper.yaml, per model and task
+    for model in ("qwen2.5-0.5b-instruct", "qwen2.5-1.5b-instruct", "qwen2.5-7b-instruct"):
+        for task in ("law", "math_zh", "cag"):
+            assert f"results/runs/{model}/{task}/original/" in proc.stdout, (model, task)
+
+
 def test_report_opens_in_chromium_with_table_and_pareto_plot(dag_run):
     from PIL import Image
 
