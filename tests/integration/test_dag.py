@@ -20,9 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+def offline_env() -> dict[str, str]:
+    """The pipeline's environment: offline hubs, this interpreter's venv first on PATH."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env = offline_env()
     # --max-threads 1: a tiny model's job is mostly process start-up (single-threaded imports), so two
     # one-thread jobs side by side finish the DAG sooner than one two-thread job at a time.
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
@@ -220,11 +225,9 @@ def test_exhaustive_mode_is_a_static_dag_of_the_whole_grid(tmp_path):
 
 def test_paper_config_plans_three_scales_by_three_tasks(tmp_path):
     """`snakemake -n --configfile config/paper.yaml` (hub ids, GPU settings) plans here without error."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
                            str(tmp_path), "--configfile", str(ROOT / "config/paper.yaml"), "-n", "--cores", "2"],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=offline_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = {w[0]: int(w[1]) for w in (line.split() for line in proc.stdout.splitlines())
               if len(w) == 2 and w[1].isdigit()}
