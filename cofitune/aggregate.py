@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cofitune import stats
 from cofitune.io import atomic_write_text, read_json
-from cofitune.stats import bootstrap_ci, paired_bootstrap_ci, uni_score
+from cofitune.stats import bootstrap_ci, uni_score
 
 KEYS = ["model", "task", "method", "variant"]
 REFERENCES = ("original", "full_sft")
@@ -91,6 +92,81 @@ def paired_uni_delta_ci(a: dict, b: dict, uni: dict[str, float] | None = None, n
     return float(lo), float(hi)
 
 
+# --------------------------------------------------------------------------- measures and comparisons
+
+#: the measures every row is compared on: name -> (higher is better, what it is)
+MEASURES = {
+    "Spec": (True, "speciality: the task's primary metric (0-100)"),
+    "Vers": (True, "versatility: mean over aspects of the headline suite scores (0-100)"),
+    "VersP": (True, "continuous versatility: mean over aspects of 100 * p(gold choice), multiple-choice suites"),
+    "Drift": (False, "mean per-token KL(p_original || p_row) on the drift probe (nats; lower = less forgetting)"),
+}
+
+
+def strata(runs: list[dict]) -> dict[str, np.ndarray]:
+    """A row's per-item data, ``(seeds, items)`` per test set: ``spec``, ``s:<suite>`` (headline item scores),
+    ``p:<suite>`` (p_gold, multiple-choice suites) and ``drift`` (when every seed measured them)."""
+    mets = [r["metrics"] for r in runs]
+    out = {"spec": np.array([m["spec_items"] for m in mets], dtype=float)}
+    for name in mets[0]["suites"]:
+        out[f"s:{name}"] = np.array([m["suites"][name]["items"] for m in mets], dtype=float)
+        if all("p_gold" in m["suites"][name] for m in mets):
+            out[f"p:{name}"] = np.array([m["suites"][name]["p_gold"] for m in mets], dtype=float)
+    if all(m.get("drift") for m in mets):
+        out["drift"] = np.array([m["drift"]["items"] for m in mets], dtype=float)
+    return out
+
+
+def _aspect_mean(d: dict[str, np.ndarray], aspects: dict[str, list[str]], prefix: str) -> float:
+    per_aspect = [[100.0 * d[f"{prefix}{t}"].mean() for t in ts if f"{prefix}{t}" in d] for ts in aspects.values()]
+    return float(np.mean([np.mean(v) for v in per_aspect if v]))
+
+
+def measure_stat(measure: str, aspects: dict[str, list[str]], uni: dict | None = None):
+    """``(stat, strata keys)`` of a measure (or ``Uni``) for :func:`cofitune.stats.compare`."""
+    if measure == "Spec":
+        return (lambda d: float(d["spec"].mean())), ("spec",)
+    if measure == "Drift":
+        return (lambda d: float(d["drift"].mean())), ("drift",)
+    suites = [t for ts in aspects.values() for t in ts]
+    if measure == "Vers":
+        return (lambda d: _aspect_mean(d, aspects, "s:")), tuple(f"s:{t}" for t in suites)
+    if measure == "VersP":
+        return (lambda d: _aspect_mean(d, aspects, "p:")), tuple(f"p:{t}" for t in suites)
+    if measure == "Uni":
+        return ((lambda d: uni_score(float(d["spec"].mean()), _aspect_mean(d, aspects, "s:"), uni)),
+                ("spec", *(f"s:{t}" for t in suites)))
+    raise ValueError(f"unknown measure {measure!r}; known: {[*MEASURES, 'Uni']}")
+
+
+def _select(data: dict, keys: tuple[str, ...]) -> dict | None:
+    """The strata a measure needs; None when the row lacks them (``VersP``/``Drift`` of older files)."""
+    present = {k: data[k] for k in keys if k in data}
+    if not present or (len(keys) == 1 and keys[0] not in data):
+        return None
+    return present
+
+
+def compare_rows(a: dict, b: dict | None, measure: str, aspects: dict, uni: dict | None = None,
+                 stat=None, keys=None) -> stats.Comparison | None:
+    """Paired comparison of two rows' strata on one measure (None when either row lacks its data).
+
+    Seeds are paired when both rows ran the same seed list; otherwise each side's seeds are resampled
+    on their own (seeds, then items: the hierarchical bootstrap)."""
+    if stat is None:
+        stat, keys = measure_stat(measure, aspects, uni)
+    da = _select(a["data"], keys)
+    db = _select(b["data"], keys) if b is not None else None
+    if da is None or (b is not None and (db is None or set(da) != set(db))):
+        return None
+    hib = MEASURES[measure][0] if measure in MEASURES else True
+    paired = b is not None and a["seeds"] == b["seeds"] and len(a["seeds"]) > 1
+    return stats.compare(da, db, stat, higher_is_better=hib, paired_seeds=paired)
+
+
+COMPARISON_FIELDS = ("lo", "hi", "verdict", "p_adjusted", "mde", "items_needed", "seeds_needed")
+
+
 def _mean_items(runs: list[dict]) -> tuple[list[float], dict]:
     """Per-item scores averaged over a row's seeds (the same test items in every seed)."""
     spec = np.mean([r["metrics"]["spec_items"] for r in runs], axis=0)
@@ -132,11 +208,17 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     row["Vers_lo"], row["Vers_hi"] = vers_ci(suites, aspects)
     unis = [uni_score(s, v, uni) for s, v in zip(spec, vers)]
     row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
+    data = strata(runs)
+    record = {"data": data, "seeds": [r["run"]["seed"] for r in runs]}
+    for measure in ("VersP", "Drift"):
+        c = compare_rows(record, None, measure, aspects)
+        row[measure] = math.nan if c is None else c.delta
+        row[f"{measure}_lo"], row[f"{measure}_hi"] = (math.nan, math.nan) if c is None else (c.lo, c.hi)
     row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
     row["git_dirty"] = any(bool(r["meta"]["git"]["dirty"]) for r in runs)
     row["git_sha"] = ";".join(sorted({str(r["meta"]["git"]["sha"]) for r in runs}))
     row["sources"] = ";".join(str(p) for p, _ in group)
-    row["_items"] = (spec_items, suites, aspects)
+    row["_record"] = {**record, "aspects": aspects, "params": first.get("params") or {}}
     return row
 
 
@@ -145,8 +227,10 @@ def _pct(value: float, reference: float) -> float:
     return math.nan if reference == 0 else 100.0 * value / reference
 
 
-def build_table(paths: list[str | Path], uni: dict[str, float] | None = None) -> pd.DataFrame:
-    """The comparison table (every number) from metrics files; ``uni``: the Uni weights."""
+def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
+                keep_records: bool = False) -> pd.DataFrame:
+    """The comparison table (every number) from metrics files; ``uni``: the Uni weights. ``keep_records``
+    keeps each row's per-item data in a ``_record`` column (for :mod:`cofitune.claims`)."""
     groups: dict[tuple, list] = {}
     for path in paths:
         m = read_json(path)
@@ -156,9 +240,10 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None) ->
     if not groups:
         raise ValueError("no metrics files given")
     df = pd.DataFrame([_row(g, uni) for g in groups.values()])
-    for col in ("dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%",
-                "dVers_vs_original", "dVers_lo", "dVers_hi", "dSpec_vs_original", "dSpec_lo", "dSpec_hi"):
+    for col in ("dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%"):
         df[col] = math.nan
+    for col in comparison_columns():
+        df[col] = math.nan if not col.endswith("_verdict") else ""
     for (model, task), group in df.groupby(["model", "task"], sort=False):
         ref = {}
         for meth in REFERENCES:
@@ -168,23 +253,66 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None) ->
             if len(rows) == 1:
                 ref[meth] = rows.iloc[0]
         for i in group.index:
-            spec_items, suites, aspects = df.at[i, "_items"]
             if "full_sft" in ref:
                 full = ref["full_sft"]
                 df.at[i, "Spec_ret_full_sft_%"] = _pct(df.at[i, "Spec"], full["Spec"])
                 df.at[i, "dVers_vs_full_sft_%"] = _pct(df.at[i, "Vers"] - full["Vers"], full["Vers"])
             if "original" in ref:
-                o_spec, o_suites, _ = ref["original"]["_items"]
                 df.at[i, "Vers_ret_original_%"] = _pct(df.at[i, "Vers"], ref["original"]["Vers"])
-                df.at[i, "dVers_vs_original"] = df.at[i, "Vers"] - ref["original"]["Vers"]
-                df.at[i, "dVers_lo"], df.at[i, "dVers_hi"] = paired_vers_delta_ci(suites, o_suites, aspects)
-                df.at[i, "dSpec_vs_original"] = df.at[i, "Spec"] - ref["original"]["Spec"]
-                df.at[i, "dSpec_lo"], df.at[i, "dSpec_hi"] = paired_bootstrap_ci(spec_items, o_spec)
+        for name, reference in ref.items():
+            _fill_comparisons(df, group, reference, name, uni)
     order = {"original": 0, "full_sft": 1}
     df["_o"] = df.method.map(lambda x: order.get(x, 2))
-    df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(columns=["_o", "_items"])
-    tail = ["trainable_frac", "seeds", "seed_list", "git_dirty", "git_sha", "sources"]
+    df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(columns=["_o"] if keep_records else ["_o", "_record"])
+    tail = ["trainable_frac", "seeds", "seed_list", "git_dirty", "git_sha", "sources"] + (
+        ["_record"] if keep_records else [])
     return df[[c for c in df.columns if c not in tail] + tail].reset_index(drop=True)
+
+
+def comparison_columns() -> list[str]:
+    """``d<measure>_vs_<reference>`` with its CI, verdict, Holm-adjusted p, MDE and what would settle it."""
+    out = []
+    for reference in REFERENCES:
+        for measure in MEASURES:
+            base = f"d{measure}_vs_{reference}"
+            out += [base, *(f"{base}_{f}" for f in COMPARISON_FIELDS)]
+    return out
+
+
+def _fill_comparisons(df: pd.DataFrame, group: pd.DataFrame, reference: pd.Series, name: str,
+                      uni: dict | None) -> None:
+    """Every row of one block against one reference on every measure, Holm-corrected as one family."""
+    cells = []
+    for i in group.index:
+        if i == reference.name:
+            continue
+        for measure in MEASURES:
+            c = compare_rows(df.at[i, "_record"], reference["_record"], measure, df.at[i, "_record"]["aspects"], uni)
+            if c is not None:
+                cells.append((i, measure, c))
+    for (i, measure, _), c in zip(cells, stats.correct_family([c for _, _, c in cells])):
+        base = f"d{measure}_vs_{name}"
+        df.at[i, base] = c.delta
+        for f in COMPARISON_FIELDS:
+            df.at[i, f"{base}_{f}"] = getattr(c, f) if getattr(c, f) is not None else (
+                "" if f == "verdict" else math.nan)
+
+
+def verdict_cell(row: pd.Series, measure: str, reference: str, digits: int = 2) -> str:
+    """``-3.38 [-6.80, -0.30] worse`` or ``... undecided (MDE 4.1; n≈620)``; ``–`` where not measured."""
+    base = f"d{measure}_vs_{reference}"
+    value = row.get(base)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    d = 4 if measure == "Drift" else digits
+    text = f"{value:+.{d}f} [{row[base + '_lo']:.{d}f}, {row[base + '_hi']:.{d}f}] {row[base + '_verdict']}"
+    if row[base + "_verdict"] != "undecided":
+        return text
+    need = row[base + "_items_needed"]
+    settle = f"n≈{int(need)}" if not math.isnan(need) else "items alone cannot settle it"
+    if row["seeds"] > 1 and not math.isnan(row[base + "_seeds_needed"]):
+        settle += f" or {int(row[base + '_seeds_needed'])} seeds"
+    return f"{text} (MDE {row[base + '_mde']:.{d}g}; {settle})"
 
 
 def best_rows(block: pd.DataFrame) -> dict[str, set]:
@@ -201,21 +329,24 @@ def _cell(row: pd.Series, col: str, with_ci: bool) -> str:
     value = row[col]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{value:.2f}"
+    digits = 4 if col == "Drift" else 2
+    text = f"{value:.{digits}f}"
     std = row.get(f"{col}_std")
     if std is not None and not math.isnan(std):
         return f"{text} ± {std:.2f}"
     if with_ci and not math.isnan(row.get(f"{col}_lo", math.nan)):
-        return f"{text} [{row[f'{col}_lo']:.1f}, {row[f'{col}_hi']:.1f}]"
+        lo_hi = 4 if col == "Drift" else 1
+        return f"{text} [{row[f'{col}_lo']:.{lo_hi}f}, {row[f'{col}_hi']:.{lo_hi}f}]"
     return text
 
 
 def display_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]], list[set]]]:
     """Per (task, model): title, header, cell strings, and per row the set of columns that are best."""
     aspects = [c for c in df.columns if c.startswith("aspect:")]
-    cols = ["Spec", *aspects, "Vers", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%",
+    cols = ["Spec", *aspects, "Vers", "VersP", "Drift", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%",
             "Spec_ret_full_sft_%", "trainable_frac"]
-    header = ["Method", "Setting", "Seeds", "Spec", *[a.split(":", 1)[1] for a in aspects], "Vers", "Uni",
+    header = ["Method", "Setting", "Seeds", "Spec", *[a.split(":", 1)[1] for a in aspects], "Vers", "VersP", "Drift",
+              "Uni",
               "ΔVers vs Full SFT (%)", "Vers ret. orig. (%)", "Spec ret. Full SFT (%)", "Trainable"]
     blocks = []
     for (task, model), block in df.groupby(["task", "model"], sort=False):
@@ -224,7 +355,7 @@ def display_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str
         for i, row in block.iterrows():
             name = f"{row.method}/{row.variant}" + (" †" if row.git_dirty else "")
             cells = [name, row.setting or "", str(row.seeds)]
-            cells += [_cell(row, c, with_ci=c in ("Spec", "Vers")) if c != "trainable_frac"
+            cells += [_cell(row, c, with_ci=c in ("Spec", "Vers", "VersP", "Drift")) if c != "trainable_frac"
                       else f"{100 * row[c]:.2f}%" for c in cols]
             rows.append(cells)
             marks.append({header[3 + k] for k, c in enumerate(cols) if i in best.get(c, set())})
@@ -232,8 +363,25 @@ def display_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str
     return blocks
 
 
-FOOTNOTE = ("Spec and Vers: mean [95% bootstrap CI over test items], or mean ± std over seeds. Best value per "
-            "column among fine-tuned rows in bold. † = produced from a dirty git tree (uncommitted code).")
+FOOTNOTE = ("Spec, Vers, VersP (continuous Vers: 100 * p(gold choice) of the multiple-choice suites) and Drift "
+            "(mean per-token KL(p_original || p_row) on the 220-prompt probe, nats): mean [95% bootstrap CI over "
+            "test items], or mean ± std over seeds. Best value per column among fine-tuned rows in bold. "
+            "† = produced from a dirty git tree (uncommitted code).")
+COMPARISON_NOTE = ("Paired differences (row - reference) with their paired-bootstrap 95% CI (seeds, then items) and a "
+                   "verdict oriented by what is better (Drift: lower). Holm's correction over each block's comparisons "
+                   "with one reference; a CI touching 0 is undecided. Undecided cells give the minimum detectable "
+                   "effect at 80% power and the items per test set (or seeds) that would settle the observed difference.")
+
+
+def comparison_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per (task, model): the verdict table (every non-reference row against original and Full SFT)."""
+    header = ["Method", *[f"{m} vs {r}" for r in REFERENCES for m in MEASURES]]
+    out = []
+    for (task, model), block in df.groupby(["task", "model"], sort=False):
+        rows = [[f"{row.method}/{row.variant}", *[verdict_cell(row, m, r) for r in REFERENCES for m in MEASURES]]
+                for _, row in block.iterrows() if row.method != "original"]
+        out.append((f"{task} · {model}: comparisons", header, rows))
+    return out
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -243,6 +391,11 @@ def to_markdown(df: pd.DataFrame) -> str:
         for cells, best in zip(rows, marks):
             shown = [f"**{c}**" if h in best else c for h, c in zip(header, cells)]
             out.append("| " + " | ".join(shown) + " |")
+        out.append("")
+    out += [COMPARISON_NOTE, ""]
+    for title, header, rows in comparison_blocks(df):
+        out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cells) + " |" for cells in rows]
         out.append("")
     return "\n".join(out)
 
@@ -284,13 +437,29 @@ def to_html(df: pd.DataFrame) -> str:
             out.append("<tr>" + "".join(f"<td><b>{escape(c)}</b></td>" if h in best else f"<td>{escape(c)}</td>"
                                         for h, c in zip(header, cells)) + "</tr>")
         out.append("</tbody></table>")
+    out.append(f"<p>{escape(COMPARISON_NOTE)}</p>")
+    for title, header, rows in comparison_blocks(df):
+        out.append(f"<table><caption>{escape(title)}</caption><thead><tr>"
+                   + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        out += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>" for cells in rows]
+        out.append("</tbody></table>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
 def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: str | Path | None = None,
-                 html: str | Path | None = None, uni: dict[str, float] | None = None) -> pd.DataFrame:
-    df = build_table(paths, uni)
+                 html: str | Path | None = None, uni: dict[str, float] | None = None,
+                 claims_csv: str | Path | None = None, claims_md: str | Path | None = None) -> pd.DataFrame:
+    from cofitune.claims import build_claims, claims_markdown
+
+    full = build_table(paths, uni, keep_records=True)
+    df = full.drop(columns=["_record"])
+    if claims_csv is not None or claims_md is not None:
+        claims = build_claims(full, uni)
+        if claims_csv is not None:
+            atomic_write_text(claims_csv, claims.to_csv(index=False, float_format="%.6f"))
+        if claims_md is not None:
+            atomic_write_text(claims_md, claims_markdown(claims))
     atomic_write_text(csv, df.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(md, to_markdown(df))
     if tex is not None:

@@ -88,7 +88,13 @@ def cmd_evaluate(a) -> None:
     from cofitune.runner import evaluate_run
 
     evaluate_run(a.run_config, a.model_dir, a.checkpoint, a.test, a.out, a.predictions, a.nltk_dir,
-                 model_meta=a.model_meta, data_meta=a.data_meta)
+                 model_meta=a.model_meta, data_meta=a.data_meta, probe=a.probe)
+
+
+def cmd_prepare_probe(a) -> None:
+    from cofitune.runner import probe_run
+
+    probe_run(a.model_dir, a.data_dir, a.out, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size)
 
 
 def cmd_prepare_nltk(a) -> None:
@@ -149,7 +155,8 @@ def cmd_search_grid(a) -> None:
 def cmd_aggregate(a) -> None:
     from cofitune.aggregate import write_tables
 
-    df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a))
+    df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a), claims_csv=a.claims_csv,
+                      claims_md=a.claims_md)
     log.info("table with %d rows -> %s", len(df), a.md)
 
 
@@ -301,7 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nltk-dir", required=True, help="folder for the locally trained Punkt model")
     s.add_argument("--model-meta", default=None, help="prepare-model JSON, for provenance")
     s.add_argument("--data-meta", default=None, help="prepare-data meta.json, for provenance")
+    s.add_argument("--probe", default=None, help="prepare-probe JSON: measure drift from the base model")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("prepare-probe", help="the original model's greedy continuations of the drift probe")
+    s.add_argument("--model-dir", required=True, help="prepared base model folder")
+    s.add_argument("--data-dir", required=True, help="folder of the versatility subsets (the probe prompts)")
+    s.add_argument("--max-new-tokens", type=int, required=True)
+    s.add_argument("--batch-size", type=int, required=True)
+    s.add_argument("--out", required=True, help="probe JSON")
+    s.set_defaults(func=cmd_prepare_probe)
 
     s = sub.add_parser("prepare-nltk", help="train NLTK's Punkt model offline (IFEval sentence splitting)")
     s.add_argument("--out", required=True, help="NLTK data folder")
@@ -328,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--md", required=True)
     s.add_argument("--tex", default=None, help="LaTeX booktabs table (optional)")
     s.add_argument("--html", default=None, help="HTML table for the Snakemake report (optional)")
+    s.add_argument("--claims-csv", default=None, help="claims table, every number (optional)")
+    s.add_argument("--claims-md", default=None, help="claims table, Markdown (optional)")
     _add_uni(s)
     s.set_defaults(func=cmd_aggregate)
 

@@ -246,13 +246,14 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
                        "max_new_tokens": task_spec.get("max_new_tokens",
                                                        config["evaluation"]["speciality"]["max_new_tokens"])},
         "versatility": config["evaluation"]["versatility"],
+        "drift": config["evaluation"]["drift"],
     }
     if instance.trains:
         resolved["train"] = {**config["train"], **run.get("train", {}), "seed": seed}
     return json.loads(json.dumps(resolved))
 
 
-EVAL_KEYS = ("speciality", "versatility")
+EVAL_KEYS = ("speciality", "versatility", "drift")
 
 
 def train_view(cfg: dict) -> dict:

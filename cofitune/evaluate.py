@@ -71,6 +71,45 @@ def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: s
             "items": items}
 
 
+def continuation_logits(model: nn.Module, sequences: list[tuple[list[int], int]], *, pad_id: int,
+                        batch_size: int = 16, desc: str = "score", progress: bool = True):
+    """Yield ``(index, logits)`` for every ``(token ids, n_prompt)`` sequence: float32 logits of shape
+    ``(len(ids) - n_prompt, V)`` at the positions that predict the continuation tokens ``ids[n_prompt:]``.
+
+    Batches are sorted by length and right-padded. Position t predicts token t+1, so only the positions
+    that predict a continuation token need logits: the LM head sees just those hidden states (N rows instead
+    of B*T: the vocabulary projection over every prompt position dominated the cost), and whatever the model
+    does after the head (casts, soft-capping) still applies. The same sequences in the same batches give
+    bit-identical logits, so a model compared with itself differs by exactly 0.
+    """
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output embedding (LM head): cannot score continuations")
+    device = next(model.parameters()).device
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]))  # batches of similar length
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
+        idx = order[start:start + batch_size]
+        width = max(len(sequences[i][0]) for i in idx)
+        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        keep = torch.zeros_like(ids, dtype=torch.bool)
+        for r, i in enumerate(idx):
+            row, n_prompt = sequences[i]
+            if not 0 < n_prompt < len(row):
+                raise ValueError(f"sequence {i}: needs a prompt and a continuation, got n_prompt={n_prompt} "
+                                 f"of {len(row)} tokens")
+            ids[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+            keep[r, n_prompt - 1:len(row) - 1] = True
+        sel = keep.to(device)
+        hook = head.register_forward_pre_hook(lambda _module, args: (args[0][sel],))
+        try:
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()  # (N, V)
+        finally:
+            hook.remove()
+        yield from zip(idx, torch.split(logits, keep.sum(dim=1).tolist()))
+
+
 @torch.no_grad()
 def answer_nll(model: nn.Module, tok, examples: list[dict], *, template: str, batch_size: int = 16,
                progress: bool = True) -> list[float]:
@@ -81,44 +120,18 @@ def answer_nll(model: nn.Module, tok, examples: list[dict], *, template: str, ba
     """
     import torch.nn.functional as F
 
-    encoded = []
+    sequences = []
     for ex in examples:
         p_ids = tok(build_prompt(ex, template, tok), add_special_tokens=False)["input_ids"]
         o_ids = tok(ex["output"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        encoded.append((p_ids + o_ids, len(p_ids)))
-    head = model.get_output_embeddings()
-    if head is None:
-        raise ValueError(f"{type(model).__name__} has no output embedding (LM head): cannot score answer NLL")
-    device = next(model.parameters()).device
+        sequences.append((p_ids + o_ids, len(p_ids)))
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # batches of similar length
-    out: list[float] = [0.0] * len(encoded)
-    for start in tqdm(range(0, len(order), batch_size), desc="answer nll", disable=not progress):
-        idx = order[start:start + batch_size]
-        width = max(len(encoded[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        labels = torch.full_like(ids, -100)
-        for r, i in enumerate(idx):
-            row, n_prompt = encoded[i]
-            ids[r, :len(row)] = torch.tensor(row)
-            mask[r, :len(row)] = 1
-            labels[r, n_prompt:len(row)] = torch.tensor(row[n_prompt:])
-        # Position t predicts token t+1: only the positions that predict an answer token need logits. The LM
-        # head sees just those hidden states (N rows instead of B*T: the vocabulary projection and softmax
-        # over every prompt position dominated the cost), and whatever the model does after the head
-        # (casts, soft-capping) still applies.
-        keep = torch.zeros_like(mask, dtype=torch.bool)
-        keep[:, :-1] = labels[:, 1:] != -100
-        sel = keep.to(device)
-        hook = head.register_forward_pre_hook(lambda _module, args: (args[0][sel],))
-        try:
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()  # (N, V)
-        finally:
-            hook.remove()
-        loss = F.cross_entropy(logits, labels[:, 1:][keep[:, :-1]].to(device), reduction="none")
-        for i, part in zip(idx, torch.split(loss, keep.sum(dim=1).tolist())):
-            out[i] = (part.sum() / part.numel()).item()
+    out: list[float] = [0.0] * len(sequences)
+    for i, logits in continuation_logits(model, sequences, pad_id=pad, batch_size=batch_size, desc="answer nll",
+                                         progress=progress):
+        row, n_prompt = sequences[i]
+        target = torch.tensor(row[n_prompt:], device=logits.device)
+        out[i] = F.cross_entropy(logits, target, reduction="mean").item()
     return out
 
 

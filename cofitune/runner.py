@@ -127,24 +127,67 @@ def run_record(cfg: dict, checkpoint_info: dict | None) -> dict:
     return run
 
 
+def probe_run(model_dir, data_dir, out, *, max_new_tokens: int, batch_size: int) -> dict:
+    """The drift probe of one model: its prompts and the base model's greedy continuations (token ids)."""
+    from cofitune.distributed import device
+    from cofitune.drift import greedy_continuations
+    from cofitune.probe import probe_prompts
+    from cofitune.model import load_base
+    from cofitune.provenance import collect
+
+    t0 = time.perf_counter()
+    prompts = probe_prompts(data_dir)
+    model, tok = load_base(model_dir)
+    model.to(device()).eval()
+    items = greedy_continuations(model, tok, [p["prompt"] for p in prompts], max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size)
+    n_tokens = sum(len(it["continuation_ids"]) for it in items)
+    log.info("drift probe: %d prompts, %d continuation tokens (max %d each)", len(items), n_tokens, max_new_tokens)
+    probe = {"items": [{**p, **it} for p, it in zip(prompts, items)], "max_new_tokens": max_new_tokens,
+             "meta": collect(wall_s=round(time.perf_counter() - t0, 2))}
+    write_json(out, probe)
+    return probe
+
+
+def _drift_summary(values: list[float], probe: dict, seed: int, n_boot: int) -> dict:
+    from cofitune.stats import bootstrap_ci
+
+    return {"mean": sum(values) / len(values), "ci95": list(bootstrap_ci(values, n_boot=n_boot, seed=seed)),
+            "n": len(values), "items": values, "max_new_tokens": probe["max_new_tokens"],
+            "unit": "nats/token, KL(p_original || p_run) on the original's greedy continuations"}
+
+
 def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk_dir, *,
-                 model_meta=None, data_meta=None) -> dict:
-    """Load the checkpoint once, score speciality and versatility, write ``metrics.json``."""
+                 model_meta=None, data_meta=None, probe=None) -> dict:
+    """Load the model once, score speciality, versatility and (with ``probe``) drift, write ``metrics.json``.
+
+    Drift needs the original's distributions: they are computed on the base weights before the checkpoint is
+    merged in memory, so no second model is loaded.
+    """
     from cofitune.data import read_examples
+    from cofitune.distributed import device
+    from cofitune.drift import drift_kl, reference_logprobs
     from cofitune.evaluate import answer_nll, evaluate_speciality, write_predictions
-    from cofitune.model import load_for_eval
+    from cofitune.model import load_base, merge_trainable
     from cofitune.provenance import collect
     from evaluators.speciality import get_scorer
     from evaluators.versatility import evaluate_versatility
 
     t0 = time.perf_counter()
     cfg = read_json(run_config)
-    spec_cfg, vers_cfg = cfg["speciality"], cfg["versatility"]
+    spec_cfg, vers_cfg, drift_cfg = cfg["speciality"], cfg["versatility"], cfg["drift"]
+    if drift_cfg["enabled"] != (probe is not None):
+        raise ValueError(f"{run_config}: drift.enabled is {drift_cfg['enabled']} but --probe was "
+                         f"{'given' if probe else 'not given'}")
     scorer = get_scorer(spec_cfg["evaluator"])
-    model, tok = load_for_eval(model_dir, checkpoint)
-    from cofitune.distributed import device
-
-    model.to(device())
+    model, tok = load_base(model_dir)
+    model.to(device()).eval()
+    probe_data = read_json(probe) if probe else None
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    reference = (reference_logprobs(model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"])
+                 if probe_data else None)
+    if checkpoint is not None:
+        merge_trainable(model, checkpoint)
     with ExitStack() as stack:
         llm = gen_lm = None
         spec_vllm = spec_cfg.get("backend", "hf") == "vllm"
@@ -172,6 +215,13 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     nll = answer_nll(model, tok, read_examples(test), template=cfg["template"], batch_size=spec_cfg["batch_size"])
     log.info("answer NLL = %.4f nats/token", sum(nll) / len(nll))
     log.info("versatility = %.2f %s", vers["vers"], vers["aspects"])
+    drift = None
+    if probe_data:
+        values = drift_kl(reference, model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"])
+        del reference
+        drift = _drift_summary(values, probe_data, cfg["seed"], spec_cfg["n_bootstrap"])
+        log.info("drift = %.5f nats/token (95%% CI %.5f-%.5f) on %d probe prompts", drift["mean"], *drift["ci95"],
+                 drift["n"])
     train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {
@@ -182,6 +232,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
             "spec_items": [it[spec["metric"]] for it in spec["items"]],
             "spec_nll": sum(nll) / len(nll), "spec_nll_items": nll,
             "vers": vers["vers"], "aspects": vers["aspects"], "aspects_tasks": vers_cfg["suites"],
+            "vers_p": vers["vers_p"], "drift": drift,
             # timings are not results: they go to meta, so metrics are reproducible bit for bit
             "suites": {k: {kk: vv for kk, vv in v.items() if kk != "seconds"} for k, v in vers["tasks"].items()},
             "trainable_fraction": (train_info["n_trainable"] / n_params) if train_info else 0.0,
@@ -193,7 +244,8 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
             checkpoint_sha256=sha256_file(Path(checkpoint) / "trainable.safetensors") if checkpoint else None,
             model=read_json(model_meta) if model_meta else None,
             data=read_json(data_meta) if data_meta else None,
-            lm_eval={k: vers[k] for k in vers if k not in ("tasks", "aspects", "vers")},
+            lm_eval={k: vers[k] for k in vers if k not in ("tasks", "aspects", "vers", "vers_p")},
+            probe_sha256=sha256_file(probe) if probe else None,
             suite_seconds={k: v["seconds"] for k, v in vers["tasks"].items()},
         ),
     }

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO_ROOT / "evaluators" / "tasks"
 PUNKT_TRAINING_TEXT = REPO_ROOT / "resources" / "nltk" / "english_text.txt"
@@ -294,6 +296,8 @@ def _run_task(
     if not items or not math.isclose(score, 100.0 * sum(items) / len(items), abs_tol=1e-6):
         raise RuntimeError(f"{task}: {metric}={score} does not match the mean of its {len(items)} per-item scores")
     stderr = _as_number(result.get(f"{metric}_stderr,{_FILTER}"))
+    continuous = (choice_scores(samples, metric, cfg.get("target_delimiter", " "), items, task)
+                  if cfg.get("output_type") == "multiple_choice" else {})
     return {
         "task": task,
         "score": score,
@@ -301,8 +305,47 @@ def _run_task(
         "stderr": None if stderr is None else 100.0 * stderr,
         "n": len(items),
         "items": items,
+        **continuous,
         "seconds": round(seconds, 3),
     }
+
+
+def _gold_index(target: Any, choices: list[str], where: str) -> int:
+    if isinstance(target, (int, np.integer)):
+        return int(target)
+    if isinstance(target, str) and target.strip().isdigit():
+        return int(target)
+    if isinstance(target, str) and target in choices:
+        return choices.index(target)
+    raise ValueError(f"{where}: cannot read a gold choice index from target {target!r}")
+
+
+def choice_scores(samples: list[dict], metric: str, delimiter: str, items: list[float], task: str) -> dict:
+    """Per-item continuous scores of a multiple-choice suite, from lm-eval's own per-sample loglikelihoods.
+
+    ``p_gold``: the gold choice's probability among the choices, a softmax over the scores that the headline
+    metric ranks (``acc_norm``: loglikelihood / choice length in characters, as lm-eval normalises;
+    ``acc``: the plain loglikelihoods). ``ll_gold``: the gold choice's loglikelihood. Nothing is recomputed;
+    every item's argmax is checked against lm-eval's own accuracy for that item.
+    """
+    if metric not in ("acc", "acc_norm"):
+        raise ValueError(f"{task}: continuous scores need an acc or acc_norm headline metric, got {metric!r}")
+    p_gold, ll_gold = [], []
+    for s, item in zip(samples, items):
+        where = f"{task} doc {s['doc_id']}"
+        lls = np.array([float(r[0]) for r in s["filtered_resps"]])
+        conts = [str(args[1]) for args in s["arguments"]]
+        choices = [c[len(delimiter):] if delimiter and c.startswith(delimiter) else c for c in conts]
+        gold = _gold_index(s["target"], choices, where)
+        z = lls / np.array([float(len(c)) for c in choices]) if metric == "acc_norm" else lls
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        # a tie at the top makes lm-eval's argmax and ours agree by construction (both take the first)
+        if (int(np.argmax(z)) == gold) != (item == 1.0):
+            raise RuntimeError(f"{where}: the choice scores disagree with lm-eval's {metric} ({item})")
+        p_gold.append(float(p[gold]))
+        ll_gold.append(float(lls[gold]))
+    return {"p_gold": p_gold, "ll_gold": ll_gold, "p_gold_score": 100.0 * _mean(p_gold)}
 
 
 def _limits(limit: int | Mapping[str, int] | None, tasks: list[str]) -> dict[str, int | None]:
@@ -319,6 +362,20 @@ def _limits(limit: int | Mapping[str, int] | None, tasks: list[str]) -> dict[str
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
+
+
+def continuous_vers(tasks: Mapping[str, Mapping[str, Any]], suites: Mapping[str, Sequence[str]],
+                    idx: Mapping[str, Any] | None = None) -> float | None:
+    """The continuous Vers score: the mean over aspects of the mean ``100 * p_gold`` of their multiple-choice
+    suites (optionally on resampled items ``idx``). Aspects without a multiple-choice suite (IFEval) are left
+    out; None when no aspect has one."""
+    def score(name: str) -> float:
+        p = np.asarray(tasks[name]["p_gold"], dtype=float)
+        return 100.0 * float((p[idx[name]] if idx else p).mean())
+
+    per_aspect = [[score(t) for t in names if "p_gold" in tasks[t]] for names in suites.values()]
+    per_aspect = [_mean(v) for v in per_aspect if v]
+    return _mean(per_aspect) if per_aspect else None
 
 
 def evaluate_versatility(
@@ -395,6 +452,7 @@ def evaluate_versatility(
         "tasks": task_results,
         "aspects": aspects,
         "vers": _mean(list(aspects.values())),
+        "vers_p": continuous_vers({t: r for t, r in task_results.items()}, suites_short),
         "headline_metrics": {t: HEADLINE_METRIC[t] for t in tasks},
         "limit": limit,
         "max_gen_toks": max_gen_toks,

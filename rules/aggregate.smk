@@ -8,10 +8,14 @@ rule aggregate_results:
                     labels={"table": "main table"}),
         md="results/tables/main.md",
         tex="results/tables/main.tex",
+        claims_csv="results/tables/claims.csv",
+        claims_md=report("results/tables/claims.md", caption="../workflow/report/claims.rst", category="Tables",
+                         labels={"table": "claims"}),
     params:
         uni=UNI,
     log:
         "logs/aggregate_results.log",
     shell:
         "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} "
-        "--tex {output.tex} --html {output.html} {params.uni} > {log} 2>&1"
+        "--tex {output.tex} --html {output.html} --claims-csv {output.claims_csv} --claims-md {output.claims_md} "
+        "{params.uni} > {log} 2>&1"

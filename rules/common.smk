@@ -2,6 +2,7 @@ import os
 
 from cofitune.config import (check_config, configured_runs, method_for, read_task_sheet, run_config, run_sources,
                              task_size, train_view)
+from cofitune.probe import PROBE_SOURCES
 from cofitune.launch import launch_command
 from cofitune.methods import get_method, method_names
 
@@ -68,6 +69,11 @@ def importance_inputs(w):
     if get_method(w.method).needs_importance:
         return [f"results/importance/{w.model}/{w.task}.safetensors"]
     return []
+
+
+def probe_input(w):
+    """The model's drift probe, when drift is measured."""
+    return {"probe": f"results/probe/{w.model}.json"} if config["evaluation"]["drift"]["enabled"] else {}
 
 
 def checkpoint_input(w):

@@ -7,9 +7,34 @@ rule prepare_nltk:
         "COFITUNE_THREADS={threads} {PY} prepare-nltk --out {output} > {log} 2>&1"
 
 
+PROBE_DATA = os.path.join(ROOT, "resources", "data", "versatility")
+
+
+rule prepare_probe:
+    """The drift probe's prompts with the base model's own greedy continuations, once per model."""
+    input:
+        model=rules.prepare_model.output.folder,
+        data=[os.path.join(PROBE_DATA, f"{s}.jsonl") for s in PROBE_SOURCES],
+    output:
+        "results/probe/{model}.json",
+    params:
+        data=PROBE_DATA,
+        max_new_tokens=config["evaluation"]["drift"]["max_new_tokens"],
+        batch_size=config["evaluation"]["drift"]["batch_size"],
+    threads: workflow.cores
+    log:
+        "logs/prepare_probe/{model}.log",
+    benchmark:
+        "benchmarks/rules/prepare_probe/{model}.tsv"
+    shell:
+        "COFITUNE_THREADS={threads} {PY} prepare-probe --model-dir {input.model} --data-dir {params.data} "
+        "--max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --out {output} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         unpack(checkpoint_input),
+        unpack(probe_input),
         nltk=rules.prepare_nltk.output,
         cfg=rules.write_run_config.output,
         model=rules.prepare_model.output.folder,
@@ -21,13 +46,14 @@ rule evaluate:
         predictions=f"{RUN}/predictions.jsonl",
     params:
         ckpt=lambda w, input: f"--checkpoint {input.ckpt}" if "ckpt" in input.keys() else "",
+        probe=lambda w, input: f"--probe {input.probe}" if "probe" in input.keys() else "",
     threads: workflow.cores
     log:
         f"logs/evaluate/{RUN_ID}.log",
     benchmark:
         f"benchmarks/rules/evaluate/{RUN_ID}.tsv"
     shell:
-        "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} "
+        "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} {params.probe} "
         "--test {input.test} --out {output.metrics} --predictions {output.predictions} "
         "--nltk-dir {input.nltk} --model-meta {input.model_meta} --data-meta {input.data_meta} "
         "> {log} 2>&1"

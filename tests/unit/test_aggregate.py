@@ -53,7 +53,7 @@ def test_table_golden_values(tmp_path):
     assert df.at["cofitune", "dVers_vs_full_sft_%"] == pytest.approx(100 * (cofi_vers - 37.5) / 37.5)
     assert df.at["cofitune", "dVers_vs_original"] == pytest.approx(cofi_vers - 62.5)
     assert df.at["cofitune", "dSpec_vs_original"] == pytest.approx(32.0)
-    assert (df.at["cofitune", "dSpec_lo"], df.at["cofitune", "dSpec_hi"]) == (32.0, 32.0)  # constant items
+    assert (df.at["cofitune", "dSpec_vs_original_lo"], df.at["cofitune", "dSpec_vs_original_hi"]) == (32.0, 32.0)  # constant items
     assert df.at["cofitune", "trainable_frac"] == pytest.approx(0.1)
     assert df.at["cofitune", "setting"] == "layers=bottom2"
     assert df.at["cofitune", "seeds"] == 1 and np.isnan(df.at["cofitune", "Spec_std"])
@@ -64,6 +64,8 @@ def test_table_matches_golden_csv(tmp_path):
     """The whole layout (columns, order, every number) from hand-written metrics files."""
     df = build_table(_three(tmp_path)).drop(columns=["sources"])
     golden = pd.read_csv(GOLDEN_CSV, dtype={"seed_list": str, "git_sha": str})
+    for col in [c for c in golden.columns if c.endswith("_verdict")]:  # CSV reads an empty verdict as NaN
+        golden[col] = golden[col].astype(object).fillna("")
     pd.testing.assert_frame_equal(df.reset_index(drop=True), golden, check_dtype=False, atol=1e-6)
 
 
@@ -162,3 +164,59 @@ def test_setting_leaves_out_unset_options(tmp_path):
     m["run"]["params"] = {"r": 8, "layers": None, "modules": "mha+ffn"}
     path.write_text(json.dumps(m))
     assert build_table([path]).at[0, "setting"] == "modules=mha+ffn;r=8"
+
+
+def _with_new_measures(path, p_gold: dict, drift: list[float]):
+    m = json.loads(path.read_text())
+    for name, values in p_gold.items():
+        m["metrics"]["suites"][name]["p_gold"] = values
+    m["metrics"]["drift"] = {"items": drift, "mean": float(np.mean(drift))}
+    path.write_text(json.dumps(m))
+    return path
+
+
+def test_verdict_columns_on_a_hand_table(tmp_path):
+    cofi, full, orig = _three(tmp_path)
+    p = {"mmlu": [0.5, 0.5, 0.5, 0.5], "arc": [0.5] * 4, "piqa": [0.5] * 4}
+    _with_new_measures(orig, p, [0.0] * 4)
+    _with_new_measures(full, {k: [x - 0.2 for x in v] for k, v in p.items()}, [0.30, 0.32, 0.28, 0.30])
+    _with_new_measures(cofi, {k: [x - 0.1 for x in v] for k, v in p.items()}, [0.10, 0.30, 0.20, 0.12])
+    df = build_table([cofi, full, orig]).set_index("method")
+    # VersP: every p_gold shifted by a constant -> exact differences, zero-width CIs, decided
+    assert df.at["full_sft", "VersP"] == pytest.approx(30.0)
+    assert df.at["full_sft", "dVersP_vs_original"] == pytest.approx(-20.0)
+    assert df.at["full_sft", "dVersP_vs_original_verdict"] == "worse"
+    assert df.at["cofitune", "dVersP_vs_full_sft"] == pytest.approx(10.0)
+    assert df.at["cofitune", "dVersP_vs_full_sft_verdict"] == "better"
+    # Drift: lower is better; original's drift is 0 on every item
+    assert df.at["full_sft", "Drift"] == pytest.approx(0.30)
+    assert df.at["full_sft", "dDrift_vs_original_verdict"] == "worse"
+    assert df.at["cofitune", "dDrift_vs_full_sft"] == pytest.approx(0.18 - 0.30)
+    # Vers on 4 binary items: one item apart, undecided, with what would settle it
+    assert df.at["cofitune", "dVers_vs_original_verdict"] == "undecided"
+    assert df.at["cofitune", "dVers_vs_original_items_needed"] > 4
+    # Holm-adjusted p-values never fall below the raw ones and are recorded
+    assert (df["dVers_vs_original_p_adjusted"].dropna() >= 0).all()
+    md = to_markdown(build_table([cofi, full, orig]))
+    assert "comparisons" in md and "Holm" in md and "worse" in md and "n≈" in md
+
+
+def test_rows_without_the_new_measures_leave_their_cells_empty(tmp_path):
+    df = build_table(_three(tmp_path)).set_index("method")
+    assert np.isnan(df.at["cofitune", "VersP"]) and np.isnan(df.at["cofitune", "Drift"])
+    assert np.isnan(df.at["cofitune", "dDrift_vs_full_sft"])
+    assert df.at["cofitune", "dDrift_vs_full_sft_verdict"] == ""
+    assert df.at["cofitune", "dSpec_vs_full_sft_verdict"] == "worse"  # 72 vs 80 on constant items
+
+
+def write_golden() -> None:
+    """Regenerate ``golden/main_table.csv`` on purpose: ``python -m tests.unit.test_aggregate``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        df = build_table(_three(Path(tmp))).drop(columns=["sources"])
+        GOLDEN_CSV.write_text(df.to_csv(index=False, float_format="%.6f"))
+
+
+if __name__ == "__main__":
+    write_golden()

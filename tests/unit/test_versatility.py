@@ -260,3 +260,42 @@ def test_chat_template_option_runs(tiny_model, tokenizer, nltk_dir):
         tiny_model, tokenizer, {"i": ["ifeval"]}, limit=2, max_gen_toks=8, nltk_dir=nltk_dir, apply_chat_template=True
     )
     assert out["apply_chat_template"] is True and out["tasks"]["ifeval"]["n"] == 2
+
+
+MC = [t for names in SUITES.values() for t in names if t != "ifeval"]
+
+
+@pytest.mark.parametrize("name", MC)
+def test_continuous_scores_per_item(result, name):
+    task = result["tasks"][name]
+    assert len(task["p_gold"]) == len(task["ll_gold"]) == task["n"]
+    assert all(0.0 < p <= 1.0 for p in task["p_gold"])
+    assert all(ll < 0.0 for ll in task["ll_gold"])
+    assert task["p_gold_score"] == pytest.approx(100 * sum(task["p_gold"]) / task["n"])
+
+
+def test_two_choice_p_gold_agrees_with_lm_eval_accuracy_on_every_item(result):
+    # PIQA has two choices: lm-eval's acc_norm says the gold choice won exactly when p_gold >= 1/2
+    task = result["tasks"]["piqa"]
+    assert [p >= 0.5 for p in task["p_gold"]] == [x == 1.0 for x in task["items"]]
+
+
+def test_continuous_vers_leaves_out_aspects_without_multiple_choice(result):
+    mc_aspects = [[t for t in names if t != "ifeval"] for names in SUITES.values()]
+    expected = [sum(result["tasks"][t]["p_gold_score"] for t in ts) / len(ts) for ts in mc_aspects if ts]
+    assert result["vers_p"] == pytest.approx(sum(expected) / len(expected))
+    assert "p_gold" not in result["tasks"]["ifeval"]
+
+
+def test_choice_scores_refuse_a_disagreement_with_lm_eval():
+    sample = {"doc_id": 7, "target": 1, "arguments": [("q", " yes"), ("q", " no")],
+              "filtered_resps": [(-1.0, False), (-2.0, False)]}
+    out = V.choice_scores([sample], "acc", " ", [0.0], "t")  # choice 0 wins; gold is 1: acc 0 agrees
+    assert out["p_gold"] == pytest.approx([math.exp(-2) / (math.exp(-1) + math.exp(-2))])
+    assert out["ll_gold"] == [-2.0]
+    with pytest.raises(RuntimeError, match="t doc 7: the choice scores disagree"):
+        V.choice_scores([sample], "acc", " ", [1.0], "t")
+    # acc_norm divides by the choice length without the delimiter: -1/3 vs -2/2 -> choice 0 still wins
+    norm = V.choice_scores([sample], "acc_norm", " ", [0.0], "t")
+    z = [-1.0 / 3, -2.0 / 2]
+    assert norm["p_gold"] == pytest.approx([math.exp(z[1]) / (math.exp(z[0]) + math.exp(z[1]))])

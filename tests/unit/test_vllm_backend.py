@@ -30,9 +30,16 @@ def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatc
         def to(self, device):
             return self
 
-    monkeypatch.setattr("cofitune.model.load_for_eval", lambda *a, **k: (Model(), object()))
+        def eval(self):
+            return self
+
+    class Tok:
+        pad_token_id = 0
+
+    monkeypatch.setattr("cofitune.model.load_base", lambda *a, **k: (Model(), Tok()))
     cfg = tmp_path / "run.json"
-    cfg.write_text('{"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}}')
+    cfg.write_text('{"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}, '
+                   '"drift": {"enabled": false}}')
     with pytest.raises(RuntimeError, match=reason.split(" (")[0]):
         runner.evaluate_run(cfg, tmp_path, None, tmp_path / "t.jsonl", tmp_path / "m.json", tmp_path / "p.jsonl",
                             tmp_path)
