@@ -18,7 +18,8 @@ import pandas as pd
 
 from cofitune import stats
 from cofitune.io import atomic_write_text, read_json
-from cofitune.stats import bootstrap_ci, uni_score
+from cofitune.measures import MEASURES, compare_rows, strata
+from cofitune.stats import uni_score
 
 KEYS = ["model", "task", "method", "variant"]
 REFERENCES = ("original", "full_sft")
@@ -27,152 +28,7 @@ REFERENCES = ("original", "full_sft")
 BEST = ("Spec", "Vers", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%")
 
 
-def vers_from_items(suites: dict, aspects: dict[str, list[str]], idx: dict[str, np.ndarray] | None = None) -> float:
-    """Vers = mean over aspects of the mean of their suite scores (optionally on resampled items)."""
-    def suite_score(name):
-        items = np.asarray(suites[name]["items"], dtype=float)
-        return 100.0 * (items[idx[name]] if idx else items).mean()
-    return float(np.mean([np.mean([suite_score(t) for t in tasks]) for tasks in aspects.values()]))
-
-
-def _suite_indices(rng, a: dict, b: dict | None, aspects: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """One bootstrap draw of item indices per suite (the same indices serve both runs of a pair)."""
-    idx = {}
-    for tasks in aspects.values():
-        for t in tasks:
-            n = len(a[t]["items"])
-            if b is not None and n != len(b[t]["items"]):
-                raise ValueError(f"suite {t}: runs scored different item counts ({n} vs {len(b[t]['items'])})")
-            idx[t] = rng.integers(0, n, size=n)
-    return idx
-
-
-def _vers_boot(a: dict, b: dict | None, aspects: dict[str, list[str]], n_boot: int, seed: int) -> tuple[float, float]:
-    """95% CI of Vers(a) [- Vers(b)], resampling each suite's items (the same indices for a and b)."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        idx = _suite_indices(rng, a, b, aspects)
-        v = vers_from_items(a, aspects, idx)
-        values.append(v if b is None else v - vers_from_items(b, aspects, idx))
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-def vers_ci(suites: dict, aspects: dict[str, list[str]], n_boot: int = 1000, seed: int = 1234) -> tuple[float, float]:
-    """95% bootstrap CI of Vers."""
-    return _vers_boot(suites, None, aspects, n_boot, seed)
-
-
-def paired_vers_delta_ci(a: dict, b: dict, aspects: dict[str, list[str]], n_boot: int = 1000,
-                         seed: int = 1234) -> tuple[float, float]:
-    """95% CI of Vers(a) - Vers(b), resampling each suite's items with the same indices for a and b."""
-    return _vers_boot(a, b, aspects, n_boot, seed)
-
-
-def paired_uni_delta_ci(a: dict, b: dict, uni: dict[str, float] | None = None, n_boot: int = 1000,
-                        seed: int = 1234) -> tuple[float, float]:
-    """95% CI of Uni(a) - Uni(b) for two runs' ``metrics`` mappings scored on the same items.
-
-    One draw resamples the Spec items and every versatility suite's items, with the same indices for
-    ``a`` and ``b`` (a paired bootstrap, stratified by suite), and recomputes both Uni scores from them.
-    """
-    sa, sb = np.asarray(a["spec_items"], dtype=float), np.asarray(b["spec_items"], dtype=float)
-    if sa.shape != sb.shape:
-        raise ValueError(f"speciality: runs scored different item counts ({sa.size} vs {sb.size})")
-    aspects = a["aspects_tasks"]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        i = rng.integers(0, sa.size, size=sa.size)
-        idx = _suite_indices(rng, a["suites"], b["suites"], aspects)
-        values.append(uni_score(sa[i].mean(), vers_from_items(a["suites"], aspects, idx), uni)
-                      - uni_score(sb[i].mean(), vers_from_items(b["suites"], aspects, idx), uni))
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-# --------------------------------------------------------------------------- measures and comparisons
-
-#: the measures every row is compared on: name -> (higher is better, what it is)
-MEASURES = {
-    "Spec": (True, "speciality: the task's primary metric (0-100)"),
-    "Vers": (True, "versatility: mean over aspects of the headline suite scores (0-100)"),
-    "VersP": (True, "continuous versatility: mean over aspects of 100 * p(gold choice), multiple-choice suites"),
-    "Drift": (False, "mean per-token KL(p_original || p_row) on the drift probe (nats; lower = less forgetting)"),
-}
-
-
-def strata(runs: list[dict]) -> dict[str, np.ndarray]:
-    """A row's per-item data, ``(seeds, items)`` per test set: ``spec``, ``s:<suite>`` (headline item scores),
-    ``p:<suite>`` (p_gold, multiple-choice suites) and ``drift`` (when every seed measured them)."""
-    mets = [r["metrics"] for r in runs]
-    out = {"spec": np.array([m["spec_items"] for m in mets], dtype=float)}
-    for name in mets[0]["suites"]:
-        out[f"s:{name}"] = np.array([m["suites"][name]["items"] for m in mets], dtype=float)
-        if all("p_gold" in m["suites"][name] for m in mets):
-            out[f"p:{name}"] = np.array([m["suites"][name]["p_gold"] for m in mets], dtype=float)
-    if all(m.get("drift") for m in mets):
-        out["drift"] = np.array([m["drift"]["items"] for m in mets], dtype=float)
-    return out
-
-
-def _aspect_mean(d: dict[str, np.ndarray], aspects: dict[str, list[str]], prefix: str) -> float:
-    per_aspect = [[100.0 * d[f"{prefix}{t}"].mean() for t in ts if f"{prefix}{t}" in d] for ts in aspects.values()]
-    return float(np.mean([np.mean(v) for v in per_aspect if v]))
-
-
-def measure_stat(measure: str, aspects: dict[str, list[str]], uni: dict | None = None):
-    """``(stat, strata keys)`` of a measure (or ``Uni``) for :func:`cofitune.stats.compare`."""
-    if measure == "Spec":
-        return (lambda d: float(d["spec"].mean())), ("spec",)
-    if measure == "Drift":
-        return (lambda d: float(d["drift"].mean())), ("drift",)
-    suites = [t for ts in aspects.values() for t in ts]
-    if measure == "Vers":
-        return (lambda d: _aspect_mean(d, aspects, "s:")), tuple(f"s:{t}" for t in suites)
-    if measure == "VersP":
-        return (lambda d: _aspect_mean(d, aspects, "p:")), tuple(f"p:{t}" for t in suites)
-    if measure == "Uni":
-        return ((lambda d: uni_score(float(d["spec"].mean()), _aspect_mean(d, aspects, "s:"), uni)),
-                ("spec", *(f"s:{t}" for t in suites)))
-    raise ValueError(f"unknown measure {measure!r}; known: {[*MEASURES, 'Uni']}")
-
-
-def _select(data: dict, keys: tuple[str, ...]) -> dict | None:
-    """The strata a measure needs; None when the row lacks them (``VersP``/``Drift`` of older files)."""
-    present = {k: data[k] for k in keys if k in data}
-    if not present or (len(keys) == 1 and keys[0] not in data):
-        return None
-    return present
-
-
-def compare_rows(a: dict, b: dict | None, measure: str, aspects: dict, uni: dict | None = None,
-                 stat=None, keys=None) -> stats.Comparison | None:
-    """Paired comparison of two rows' strata on one measure (None when either row lacks its data).
-
-    Seeds are paired when both rows ran the same seed list; otherwise each side's seeds are resampled
-    on their own (seeds, then items: the hierarchical bootstrap)."""
-    if stat is None:
-        stat, keys = measure_stat(measure, aspects, uni)
-    da = _select(a["data"], keys)
-    db = _select(b["data"], keys) if b is not None else None
-    if da is None or (b is not None and (db is None or set(da) != set(db))):
-        return None
-    hib = MEASURES[measure][0] if measure in MEASURES else True
-    paired = b is not None and a["seeds"] == b["seeds"] and len(a["seeds"]) > 1
-    return stats.compare(da, db, stat, higher_is_better=hib, paired_seeds=paired)
-
-
 COMPARISON_FIELDS = ("lo", "hi", "verdict", "p_adjusted", "mde", "items_needed", "seeds_needed")
-
-
-def _mean_items(runs: list[dict]) -> tuple[list[float], dict]:
-    """Per-item scores averaged over a row's seeds (the same test items in every seed)."""
-    spec = np.mean([r["metrics"]["spec_items"] for r in runs], axis=0)
-    suites = {name: {"items": np.mean([r["metrics"]["suites"][name]["items"] for r in runs], axis=0)}
-              for name in runs[0]["metrics"]["suites"]}
-    return spec.tolist(), suites
 
 
 def _std(values: list[float]) -> float:
@@ -189,7 +45,6 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
         if r["metrics"]["aspects_tasks"] != aspects or r["run"]["params"] != first["params"]:
             raise ValueError(f"{first['model']}/{first['task']}/{first['method']}: seeds of one row differ in "
                              f"params or suites: {[str(p) for p, _ in group]}")
-    spec_items, suites = _mean_items(runs)
     row = {"model": first["model"], "task": first["task"], "method": first["method"],
            # files written before `seeds` existed have no `row`: each run is its own row
            "variant": first.get("row", first["variant"]),
@@ -199,21 +54,20 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     spec = [m["spec"] for m in mets]
     vers = [m["vers"] for m in mets]
     row["Spec"], row["Spec_std"] = float(np.mean(spec)), _std(spec)
-    row["Spec_lo"], row["Spec_hi"] = bootstrap_ci(spec_items)
+    data = strata(runs)
+    record = {"data": data, "seeds": [r["run"]["seed"] for r in runs]}
     for suite in mets[0]["suites"]:
         row[suite] = float(np.mean([m["suites"][suite]["score"] for m in mets]))
     for aspect in mets[0]["aspects"]:
         row[f"aspect:{aspect}"] = float(np.mean([m["aspects"][aspect] for m in mets]))
     row["Vers"], row["Vers_std"] = float(np.mean(vers)), _std(vers)
-    row["Vers_lo"], row["Vers_hi"] = vers_ci(suites, aspects)
+    for measure in MEASURES:  # every row's own CI: seeds, then items (the engine of every comparison)
+        c = compare_rows(record, None, measure, aspects)  # None: VersP/Drift of files older than the measure
+        if measure not in row:
+            row[measure] = math.nan if c is None else c.delta
+        row[f"{measure}_lo"], row[f"{measure}_hi"] = (math.nan, math.nan) if c is None else (c.lo, c.hi)
     unis = [uni_score(s, v, uni) for s, v in zip(spec, vers)]
     row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
-    data = strata(runs)
-    record = {"data": data, "seeds": [r["run"]["seed"] for r in runs]}
-    for measure in ("VersP", "Drift"):
-        c = compare_rows(record, None, measure, aspects)
-        row[measure] = math.nan if c is None else c.delta
-        row[f"{measure}_lo"], row[f"{measure}_hi"] = (math.nan, math.nan) if c is None else (c.lo, c.hi)
     row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
     row["git_dirty"] = any(bool(r["meta"]["git"]["dirty"]) for r in runs)
     row["git_sha"] = ";".join(sorted({str(r["meta"]["git"]["sha"]) for r in runs}))

@@ -20,37 +20,38 @@ from pathlib import Path
 
 import yaml
 
-from cofitune.aggregate import paired_vers_delta_ci
+from cofitune import stats
+from cofitune.measures import compare_rows, measure_stat, record
 from cofitune.io import atomic_write_text, read_json, sha256_text, write_json
-from cofitune.stats import paired_bootstrap_ci
 
 ROOT = Path(__file__).resolve().parent.parent
-# metric -> +1 when higher is better, -1 when lower is better; "aspect:<name>" metrics are +1
-DIRECTION = {"spec": +1, "spec_nll": -1, "vers": +1}
+#: gate metric -> the measure it compares (``aspect:<name>`` compares that aspect's Vers)
+GATE_MEASURES = {"spec": "Spec", "spec_nll": "SpecNLL", "vers": "Vers", "vers_p": "VersP", "drift": "Drift"}
 TESTS = ("point", "ci")
 
 
-def _value_and_ci(metric: str, new: dict, ref: dict, n_boot: int, seed: int) -> tuple[float, float, tuple]:
-    """(new value, baseline value, paired 95% CI of new - baseline) of one metric."""
-    a, b = new["metrics"], ref["metrics"]
-    if metric == "spec":
-        return a["spec"], b["spec"], paired_bootstrap_ci(a["spec_items"], b["spec_items"], n_boot=n_boot, seed=seed)
-    if metric == "spec_nll":
-        for side, m in (("new", a), ("baseline", b)):
-            if "spec_nll_items" not in m:
-                raise ValueError(f"{side} metrics have no spec_nll (written before answer NLL existed): refresh")
-        return (a["spec_nll"], b["spec_nll"],
-                paired_bootstrap_ci(a["spec_nll_items"], b["spec_nll_items"], n_boot=n_boot, seed=seed))
-    if metric == "vers":
-        return a["vers"], b["vers"], paired_vers_delta_ci(a["suites"], b["suites"], a["aspects_tasks"], n_boot, seed)
+def _comparison(metric: str, new: dict, ref: dict, n_boot: int, seed: int) -> stats.Comparison:
+    """The paired comparison (new - baseline) of one gate metric, through the statistics layer."""
+    aspects = new["metrics"]["aspects_tasks"]
     if metric.startswith("aspect:"):
         aspect = metric.split(":", 1)[1]
-        if aspect not in a["aspects_tasks"]:
-            raise ValueError(f"gate {metric!r}: no aspect {aspect!r} (have {sorted(a['aspects_tasks'])})")
-        only = {aspect: a["aspects_tasks"][aspect]}
-        return (a["aspects"][aspect], b["aspects"][aspect],
-                paired_vers_delta_ci(a["suites"], b["suites"], only, n_boot, seed))
-    raise ValueError(f"unknown gate metric {metric!r}; known: {sorted(DIRECTION)} and aspect:<name>")
+        if aspect not in aspects:
+            raise ValueError(f"gate {metric!r}: no aspect {aspect!r} (have {sorted(aspects)})")
+        measure, aspects = "Vers", {aspect: aspects[aspect]}
+    elif metric in GATE_MEASURES:
+        measure = GATE_MEASURES[metric]
+    else:
+        raise ValueError(f"unknown gate metric {metric!r}; known: {sorted(GATE_MEASURES)} and aspect:<name>")
+    c = compare_rows(record(new), record(ref), measure, aspects, n_boot=n_boot, seed=seed)
+    if c is None:
+        raise ValueError(f"gate {metric}: the new run or the stored baseline has no {measure} items (written "
+                         f"before the measure existed): refresh the suite's baselines with --refresh")
+    return c
+
+
+def _detectable(c: stats.Comparison, test: str, max_drop: float) -> float:
+    """The smallest regression (in the metric's unit) the gate fails with 80% power at this n and spread."""
+    return max_drop + (c.mde if test == "ci" else 0.0)
 
 
 def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, seed: int = 1234) -> list[dict]:
@@ -59,19 +60,23 @@ def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, se
     Gate ``{"test": "point", "max_drop": x}``: fail when the new value is worse than the baseline by more
     than x. Gate ``{"test": "ci", "max_drop": x}``: fail only when the whole paired 95% CI of the
     difference lies beyond x in the worse direction (significantly worse). ``max_drop`` is in the
-    metric's unit (points for scores, nats per token for spec_nll).
+    metric's unit (points for scores, nats per token for spec_nll and drift). Every entry carries the
+    comparison's verdict, its MDE and the smallest regression the gate would detect (``detectable``).
     """
     entries = []
     for metric, gate in gates.items():
         test, max_drop = gate.get("test", "point"), float(gate.get("max_drop", 0.0))
         if test not in TESTS:
             raise ValueError(f"gate {metric}: test must be one of {TESTS}, got {test!r}")
-        direction = DIRECTION.get(metric, +1)
-        value, base, (lo, hi) = _value_and_ci(metric, new, ref, n_boot, seed)
-        diff = value - base
+        c = _comparison(metric, new, ref, n_boot, seed)
+        direction = +1 if c.higher_is_better else -1
+        diff, lo, hi = c.delta, c.lo, c.hi
+        value = stats.point(*_point_args(metric, new))
+        base = value - diff
         word = "higher" if direction > 0 else "lower"
         entry = {"metric": metric, "new": value, "baseline": base, "diff": diff, "ci95": [lo, hi],
-                 "better": word, "test": test, "max_drop": max_drop}
+                 "better": word, "test": test, "max_drop": max_drop, "verdict": c.verdict, "mde": c.mde,
+                 "detectable": _detectable(c, test, max_drop), "items": c.items}
         if not (math.isfinite(value) and math.isfinite(base)):
             entry |= {"passed": False, "reason": f"{metric} is not finite (new {value}, baseline {base})"}
         else:
@@ -79,7 +84,7 @@ def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, se
             best_case = -direction * (hi if direction > 0 else lo)  # the CI end closest to "not worse"
             passed = worse <= max_drop if test == "point" else best_case <= max_drop
             detail = (f"{metric} {value:.3f} vs baseline {base:.3f} (diff {diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}];"
-                      f" {word} is better)")
+                      f" {word} is better; detects a regression of {entry['detectable']:.3g})")
             if passed:
                 reason = f"{detail}: within tolerance {max_drop:g} ({test})"
             elif test == "point":
@@ -91,17 +96,29 @@ def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, se
     return entries
 
 
+def _point_args(metric: str, new: dict):
+    aspects = new["metrics"]["aspects_tasks"]
+    if metric.startswith("aspect:"):
+        a = metric.split(":", 1)[1]
+        stat, keys = measure_stat("Vers", {a: aspects[a]})
+    else:
+        stat, keys = measure_stat(GATE_MEASURES[metric], aspects)
+    data = record(new)["data"]
+    return {k: data[k] for k in keys if k in data}, stat
+
+
 def to_markdown(verdict: dict) -> str:
     out = [f"# bench verdict: {verdict['method']}/{verdict['variant']} on suite {verdict['suite']}: "
            f"**{'PASS' if verdict['passed'] else 'FAIL'}**", "",
            f"Reference: stored `{verdict['reference']}` ({verdict['baselines']}).", ""]
     for block in verdict["blocks"]:
         out += [f"## {block['task']} · {block['model']}", "",
-                "| metric | new | baseline | diff [95% CI] | gate | result |", "|---|---|---|---|---|---|"]
+                "| metric | new | baseline | diff [95% CI] | verdict | gate | detects | result |",
+                "|---|---|---|---|---|---|---|---|"]
         for e in block["metrics"]:
             out.append(f"| {e['metric']} ({e['better']} is better) | {e['new']:.3f} | {e['baseline']:.3f} | "
-                       f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] | {e['test']}, max drop "
-                       f"{e['max_drop']:g} | {'pass' if e['passed'] else '**FAIL**'} |")
+                       f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] | {e['verdict']} | {e['test']}, "
+                       f"max drop {e['max_drop']:g} | {e['detectable']:.3g} | {'pass' if e['passed'] else '**FAIL**'} |")
         failed = [e["reason"] for e in block["metrics"] if not e["passed"]]
         out += [""] + [f"- FAIL: {r}" for r in failed] + ([""] if failed else [])
     return "\n".join(out) + "\n"

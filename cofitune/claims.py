@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from cofitune import stats
-from cofitune.aggregate import compare_rows, measure_stat
+from cofitune.measures import compare_rows, measure_stat
 
 VERS_MEASURES = ("Vers", "VersP", "Drift")
 SPEC_SHARE = 0.9  # C3: CoFiTune keeps at least this share of Full SFT's Spec

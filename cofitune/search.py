@@ -145,20 +145,17 @@ def decision_margin(best: dict, eligible: list[dict], trials: dict[Node, dict], 
     ties). ``within_noise`` is true when the CI of the lead reaches 0: the decision is not resolved by
     the test sets' size. None when no other node was eligible.
     """
-    from cofitune.aggregate import paired_uni_delta_ci
-    from cofitune.stats import paired_bootstrap_ci
+    from cofitune.measures import compare_rows, record
 
     others = [s for s in eligible if s["node"] != best["node"]]
     if not others:
         return None
     runner = max(others, key=lambda s: s[key])  # max() keeps the first of equal scores
-    a, b = trials[best["node"]]["metrics"], trials[runner["node"]]["metrics"]
-    if key == "uni":
-        lo, hi = paired_uni_delta_ci(a, b, uni, n_boot=n_boot, seed=seed)
-    else:
-        lo, hi = paired_bootstrap_ci(a["spec_items"], b["spec_items"], n_boot=n_boot, seed=seed)
-    return {"runner_up": runner["node"].id, "key": key, "delta": best[key] - runner[key], "ci95": [lo, hi],
-            "within_noise": bool(lo <= 0.0)}
+    a, b = trials[best["node"]], trials[runner["node"]]
+    c = compare_rows(record(a), record(b), "Uni" if key == "uni" else "Spec", a["metrics"]["aspects_tasks"], uni,
+                     n_boot=n_boot, seed=seed)
+    return {"runner_up": runner["node"].id, "key": key, "delta": best[key] - runner[key], "ci95": [c.lo, c.hi],
+            "within_noise": c.verdict == "undecided", "mde": c.mde, "items_needed": c.items_needed}
 
 
 def _decide(nodes: list[Node], trials: dict[Node, dict], original: dict, criterion: str,

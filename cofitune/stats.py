@@ -92,9 +92,9 @@ def items_needed(delta: float, se: float, n: int, *, seed_var: float = 0.0, seed
 
     With ``seed_var`` (the seed component of the difference's variance, per seed) the seed part of the
     variance does not shrink with items: if it alone exceeds what ``delta`` allows, no item count settles
-    it (None). ``delta == 0`` is never settled (None).
+    it (None). ``delta == 0`` (or a non-finite one) is never settled (None).
     """
-    if delta == 0:
+    if delta == 0 or not (math.isfinite(delta) and math.isfinite(se)):
         return None
     allowed = (abs(delta) / power_factor(alpha, power)) ** 2  # the variance the estimate may have
     seed_part = seed_var / seeds
@@ -108,7 +108,7 @@ def items_needed(delta: float, se: float, n: int, *, seed_var: float = 0.0, seed
 
 def seeds_needed(delta: float, se: float, seeds: int, alpha: float = ALPHA, power: float = POWER) -> int | None:
     """Seeds (at the current items) that would detect ``delta``: the whole variance scales with 1/seeds."""
-    if delta == 0:
+    if delta == 0 or not (math.isfinite(delta) and math.isfinite(se)):
         return None
     return max(1, math.ceil(seeds * (power_factor(alpha, power) * se / abs(delta)) ** 2))
 

@@ -104,3 +104,41 @@ def test_suite_must_name_a_configured_reference(tmp_path):
         load_suite(str(path))
     with pytest.raises(FileNotFoundError, match="suites: "):
         load_suite("no-such-suite")
+
+
+def _with_drift(m, drift, p_shift=0.0):
+    import copy
+
+    m = copy.deepcopy(m)
+    m["metrics"]["drift"] = {"items": drift}
+    for name, s in m["metrics"]["suites"].items():
+        s["p_gold"] = [min(max(0.5 + 0.3 * (x - 0.5) + p_shift, 0.0), 1.0) for x in s["items"]]
+    return m
+
+
+def test_drift_and_continuous_vers_gates():
+    ref = _with_drift(REF, [0.10 + 0.01 * (i % 5) for i in range(20)])
+    harmed = _with_drift(REF, [0.30 + 0.01 * (i % 5) for i in range(20)], p_shift=-0.05)
+    gates = {"drift": {"test": "ci", "max_drop": 0.05}, "vers_p": {"test": "ci", "max_drop": 1.0}}
+    same = _by_metric(compare(ref, ref, gates, n_boot=200))
+    assert all(e["passed"] for e in same.values())
+    bad = _by_metric(compare(harmed, ref, gates, n_boot=200))
+    assert bad["drift"]["better"] == "lower" and bad["drift"]["diff"] == pytest.approx(0.2)
+    assert not bad["drift"]["passed"] and bad["drift"]["verdict"] == "worse"
+    assert bad["vers_p"]["diff"] == pytest.approx(-5.0) and not bad["vers_p"]["passed"]
+
+
+def test_each_gate_reports_the_smallest_regression_it_detects():
+    noisy = _m([50.0 + (5 if i % 2 else -5) for i in range(20)], [1.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5)
+    e = _by_metric(compare(noisy, REF, {"spec": {"test": "ci", "max_drop": 1.0}}, n_boot=500))["spec"]
+    # paired differences are +-5 on 20 items: SE ~ 5 / sqrt(20) = 1.12, MDE ~ 2.80 * 1.12 = 3.1
+    assert e["mde"] == pytest.approx(2.8016 * 5 / math.sqrt(20), rel=0.15)
+    assert e["detectable"] == pytest.approx(1.0 + e["mde"])
+    assert "detects a regression of" in e["reason"]
+    point = _by_metric(compare(noisy, REF, {"spec": {"test": "point", "max_drop": 1.0}}, n_boot=100))["spec"]
+    assert point["detectable"] == 1.0
+
+
+def test_a_baseline_without_the_measure_asks_for_a_refresh():
+    with pytest.raises(ValueError, match="gate drift: .*refresh the suite's baselines"):
+        compare(_with_drift(REF, [0.1] * 20), REF, {"drift": {"test": "ci"}})

@@ -44,4 +44,7 @@ def test_code_hash_changes_with_package_code(tmp_path):
 def test_meta_block_has_every_provenance_field():
     meta = collect(seed=7)
     assert {"versions", "git", "code_sha256", "device", "peak_rss_mb", "seed"} <= set(meta)
-    assert meta["versions"]["torch"] and "cuda" in meta["device"]
+    import torch
+
+    assert meta["versions"]["torch"] == torch.__version__
+    assert meta["device"]["cuda"] is torch.cuda.is_available() and meta["device"]["cpu_threads"] >= 1

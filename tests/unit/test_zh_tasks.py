@@ -16,7 +16,8 @@ from cofitune.data import DataError, load_split, prepare_task
 from evaluators.speciality import get_scorer
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path("/work/shared/data")
+# the shared raw data sit beside the checkout (as CI lays them out); users without them skip
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 NEW_SUITES = ("cmmlu", "ceval", "logiqa_zh", "xcopa_zh")
 
 
