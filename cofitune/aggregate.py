@@ -18,7 +18,7 @@ import pandas as pd
 
 from cofitune import stats
 from cofitune.io import atomic_write_text, read_json
-from cofitune.measures import MEASURES, compare_rows, strata
+from cofitune.measures import MEASURES, compare_rows, strata, variance_split
 from cofitune.stats import uni_score
 
 KEYS = ["model", "task", "method", "variant"]
@@ -66,6 +66,9 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
         if measure not in row:
             row[measure] = math.nan if c is None else c.delta
         row[f"{measure}_lo"], row[f"{measure}_hi"] = (math.nan, math.nan) if c is None else (c.lo, c.hi)
+        split = variance_split(record, measure, aspects)  # several seeds: buy items or seeds?
+        row[f"{measure}_sd_seed"], row[f"{measure}_sd_item"] = (
+            (math.nan, math.nan) if split is None else (math.sqrt(split["seed"]), math.sqrt(split["item"])))
     unis = [uni_score(s, v, uni) for s, v in zip(spec, vers)]
     row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
     row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
@@ -227,6 +230,28 @@ COMPARISON_NOTE = ("Paired differences (row - reference) with their paired-boots
                    "effect at 80% power and the items per test set (or seeds) that would settle the observed difference.")
 
 
+SEEDS_NOTE = ("Rows with several seeds: the standard deviation of one seed's value that comes from the training "
+              "seed (sd seed) and from the finite test items (sd item). More items shrink only sd item; more "
+              "seeds shrink both. Where sd seed dominates, buy seeds, not items.")
+
+
+def seed_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per (task, model) with multi-seed rows: the seed and item components of every measure."""
+    header = ["Method", "Seeds", *[f"{m} sd seed / sd item" for m in MEASURES]]
+    out = []
+    for (task, model), block in df[df.seeds > 1].groupby(["task", "model"], sort=False):
+        rows = []
+        for _, row in block.iterrows():
+            cells = []
+            for m in MEASURES:
+                d = 4 if m == "Drift" else 2
+                s_, i_ = row[f"{m}_sd_seed"], row[f"{m}_sd_item"]
+                cells.append("–" if math.isnan(s_) else f"{s_:.{d}f} / {i_:.{d}f}")
+            rows.append([f"{row.method}/{row.variant}", str(row.seeds), *cells])
+        out.append((f"{task} · {model}: seeds vs items", header, rows))
+    return out
+
+
 def comparison_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]]:
     """Per (task, model): the verdict table (every non-reference row against original and Full SFT)."""
     header = ["Method", *[f"{m} vs {r}" for r in REFERENCES for m in MEASURES]]
@@ -247,7 +272,11 @@ def to_markdown(df: pd.DataFrame) -> str:
             out.append("| " + " | ".join(shown) + " |")
         out.append("")
     out += [COMPARISON_NOTE, ""]
-    for title, header, rows in comparison_blocks(df):
+    seeds = seed_blocks(df)
+    for title, header, rows in comparison_blocks(df) + ([("", [], [])] if seeds else []) + seeds:
+        if not title:
+            out += [SEEDS_NOTE, ""]
+            continue
         out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(cells) + " |" for cells in rows]
         out.append("")

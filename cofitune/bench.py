@@ -187,8 +187,20 @@ def refresh(suite: str, *, cores: int = 2, baselines_root: Path = ROOT / "result
     return out
 
 
+def check_fresh(base_path: Path, suite: str) -> None:
+    """Refuse a stored baseline produced by other code than this checkout's: its numbers may be stale."""
+    from cofitune.provenance import code_sha256
+
+    stored = read_json(base_path)["meta"].get("code_sha256")
+    current = code_sha256()
+    if stored != current:
+        raise ValueError(f"{base_path}: the stored baseline was produced by other code (code_sha256 {str(stored)[:12]}, "
+                         f"this checkout {current[:12]}): its numbers may be stale. Refresh it with "
+                         f"`python -m cofitune bench --suite {suite} --refresh`")
+
+
 def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict | None = None,
-              train: dict | None = None, plugins: list[str] = (), cores: int = 2,
+              train: dict | None = None, seed: int | None = None, plugins: list[str] = (), cores: int = 2,
               baselines_root: Path = ROOT / "results" / "baselines", workdir: Path | None = None) -> dict:
     """Run ``method`` on the suite and gate it against the stored reference; returns the verdict."""
     name, path, cfg = load_suite(suite)
@@ -199,7 +211,15 @@ def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict |
                                 f"`cofitune bench --suite {name} --refresh` first")
     workdir = Path(workdir or ROOT / "results" / "bench" / name / f"{method}-{variant}")
     workdir.mkdir(parents=True, exist_ok=True)
+    for model in cfg["models"]:  # before any job runs
+        for task in cfg["tasks"]:
+            base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
+            if not base_path.is_file():
+                raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {name!r})")
+            check_fresh(base_path, name)
     entry = {"method": method, "variant": variant, "params": params or {}, "train": train or {}}
+    if seed is not None:
+        entry["seed"] = seed
     overlay = workdir / "bench_overlay.yaml"
     atomic_write_text(overlay, yaml.safe_dump({
         "methods": [entry], "search": {"enabled": False},
@@ -209,8 +229,6 @@ def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict |
     for model in cfg["models"]:
         for task in cfg["tasks"]:
             base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
-            if not base_path.is_file():
-                raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {name!r})")
             new = read_json(workdir / f"results/runs/{model}/{task}/{method}/{variant}/metrics.json")
             blocks.append({"model": model, "task": task,
                            "metrics": compare(new, read_json(base_path), cfg["bench"]["gates"])})

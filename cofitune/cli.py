@@ -91,10 +91,17 @@ def cmd_evaluate(a) -> None:
                  model_meta=a.model_meta, data_meta=a.data_meta, probe=a.probe)
 
 
+def cmd_sync_readme(a) -> None:
+    from cofitune.readme import sync
+
+    log.info("%s: %d generated block(s) rewritten", a.readme, sync(Path(a.readme), Path(a.root)))
+
+
 def cmd_prepare_probe(a) -> None:
     from cofitune.runner import probe_run
 
-    probe_run(a.model_dir, a.data_dir, a.out, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size)
+    probe_run(a.model_dir, a.data_dir, a.out, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
+              batch_size=a.batch_size)
 
 
 def cmd_prepare_nltk(a) -> None:
@@ -241,7 +248,8 @@ def cmd_bench(a) -> int:
     if not a.method:
         raise ValueError("cofitune bench: give --method NAME (or --refresh to store the suite's baselines)")
     verdict = bench.run_bench(a.suite, a.method, variant=a.variant, params=bench.parse_mapping(a.params, "--params"),
-                              train=bench.parse_mapping(a.train, "--train"), plugins=a.plugin, cores=a.cores,
+                              train=bench.parse_mapping(a.train, "--train"), seed=a.seed, plugins=a.plugin,
+                              cores=a.cores,
                               workdir=a.workdir)
     print(bench.to_markdown(verdict))
     return 0 if verdict["passed"] else 1
@@ -311,10 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probe", default=None, help="prepare-probe JSON: measure drift from the base model")
     s.set_defaults(func=cmd_evaluate)
 
+    s = sub.add_parser("sync-readme", help="rewrite the README's generated result blocks from their files")
+    s.add_argument("--readme", default="README.md")
+    s.add_argument("--root", default=".", help="the folder the blocks' file names are relative to")
+    s.set_defaults(func=cmd_sync_readme)
+
     s = sub.add_parser("prepare-probe", help="the original model's greedy continuations of the drift probe")
     s.add_argument("--model-dir", required=True, help="prepared base model folder")
     s.add_argument("--data-dir", required=True, help="folder of the versatility subsets (the probe prompts)")
     s.add_argument("--max-new-tokens", type=int, required=True)
+    s.add_argument("--max-prompt-tokens", type=int, required=True, help="keep the last N tokens of a longer prompt")
     s.add_argument("--batch-size", type=int, required=True)
     s.add_argument("--out", required=True, help="probe JSON")
     s.set_defaults(func=cmd_prepare_probe)
@@ -389,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--variant", default="bench", help="variant name of the new row (default: bench)")
     s.add_argument("--params", help="method params as a JSON object")
     s.add_argument("--train", help="train overrides for this row as a JSON object, e.g. '{\"lr\": 1e-4}'")
+    s.add_argument("--seed", type=int, default=None, help="training seed of the new row (default: the suite's)")
     s.add_argument("--plugin", action="append", default=[], help="method file to load (repeatable)")
     s.add_argument("--cores", type=int, default=2)
     s.add_argument("--workdir", type=Path, default=None,

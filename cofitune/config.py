@@ -138,12 +138,19 @@ def plugin_paths(config: dict, root: str | Path = ".") -> list[str]:
     return [str((Path(root) / p).resolve()) for p in config.get("method_plugins", [])]
 
 
-def expand_runs(methods: list[dict], seeds: list[int] | None = None) -> list[dict]:
+def seed_suffix(seed: int | None, base_seed: int | None = None) -> str:
+    """The variant suffix of a seeded run: none for unseeded runs and for the config's own ``seed`` (that run
+    is the unseeded row's run, so adding seeds to a finished run reuses it)."""
+    return "" if seed is None or seed == base_seed else f"{SEED_PREFIX}{seed}"
+
+
+def expand_runs(methods: list[dict], seeds: list[int] | None = None, base_seed: int | None = None) -> list[dict]:
     """Expand ``sweep: {param: [v1, v2]}`` entries into one run per value (cartesian over params).
 
     The variant becomes ``<variant>-<param><value>`` so every row records its setting. With ``seeds``
     (config key ``seeds``), every run that trains or combines trained checkpoints is repeated once per
-    seed as ``<variant>-seed<s>``; ``row`` keeps the unseeded variant that the table groups by.
+    seed as ``<variant>-seed<s>`` (``<variant>`` for ``base_seed``, the config's ``seed``); ``row`` keeps the
+    unseeded variant that the table groups by.
     """
     runs = []
     for i, run in enumerate(methods):
@@ -155,10 +162,11 @@ def expand_runs(methods: list[dict], seeds: list[int] | None = None) -> list[dic
             combos = [{**c, key: v} for c in combos for v in values]
         for combo in combos:
             variant = run["variant"] + "".join(f"-{k}{v}" for k, v in combo.items())
-            entry = {"method": run["method"], "variant": variant, "row": variant, "_index": i, "seed": None,
+            entry = {"method": run["method"], "variant": variant, "row": variant, "_index": i, "seed": run.get("seed"),
                      "params": {**(run.get("params") or {}), **combo}, "train": run.get("train", {})}
-            if seeds and _seeded(entry):
-                runs += [{**entry, "variant": f"{variant}{SEED_PREFIX}{s}", "seed": s} for s in seeds]
+            if seeds and entry["seed"] is None and _seeded(entry):
+                runs += [{**entry, "variant": variant + seed_suffix(s, base_seed), "seed": s,
+                          "seed_suffix": seed_suffix(s, base_seed)} for s in seeds]
             else:
                 runs.append(entry)
     return runs
@@ -175,13 +183,13 @@ def _seeded(run: dict) -> bool:
 
 def configured_runs(config: dict) -> list[dict]:
     """Every configured row of the table (sweeps and seeds expanded)."""
-    return expand_runs(config["methods"], config.get("seeds"))
+    return expand_runs(config["methods"], config.get("seeds"), config.get("seed"))
 
 
 def run_sources(config: dict, method: str, variant: str) -> list[tuple[str, str]]:
     """(method, variant) of the checkpoints a post-hoc run combines, seeded like the run itself."""
     run = run_entry(config, method, variant)
-    suffix = f"{SEED_PREFIX}{run['seed']}" if run.get("seed") is not None else ""
+    suffix = run.get("seed_suffix", "")
     return [(m, v + suffix) for m, v in get_method(method).from_params(run.get("params")).sources()]
 
 

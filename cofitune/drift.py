@@ -18,19 +18,24 @@ from cofitune.evaluate import continuation_logits
 
 @torch.no_grad()
 def greedy_continuations(model: nn.Module, tok, prompts: list[str], *, max_new_tokens: int = 16,
-                         batch_size: int = 16, progress: bool = True) -> list[dict]:
+                         max_prompt_tokens: int | None = None, batch_size: int = 16,
+                         progress: bool = True) -> list[dict]:
     """The model's own greedy continuation of each prompt (no repetition penalty: its mode), as token ids.
 
     A continuation stops after the first EOS (kept, it is a prediction too) and has at least one token.
+    ``max_prompt_tokens`` keeps only the end of a longer prompt (the question, the instruction): the
+    drift passes run over every prompt token, so this bounds their cost.
     """
     tok.padding_side = "left"
+    tok.truncation_side = "left"
+    limit = {"truncation": True, "max_length": max_prompt_tokens} if max_prompt_tokens else {}
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[dict] = [{}] * len(prompts)
     for start in tqdm(range(0, len(order), batch_size), desc="probe continuations", disable=not progress):
         idx = order[start:start + batch_size]
-        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False, **limit)
         gen = model.generate(**{k: v.to(device) for k, v in enc.items()}, do_sample=False,
                              max_new_tokens=max_new_tokens, min_new_tokens=1, pad_token_id=pad)
         for r, i in enumerate(idx):

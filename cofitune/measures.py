@@ -68,6 +68,15 @@ def measure_stat(measure: str, aspects: dict[str, list[str]], uni: dict | None =
     raise ValueError(f"unknown measure {measure!r}; known: {sorted(HIGHER_IS_BETTER)}")
 
 
+def variance_split(rec: dict, measure: str, aspects: dict, uni: dict | None = None) -> dict | None:
+    """Seed and item components of one seed's ``measure`` for a row with several seeds (else None)."""
+    stat, keys = measure_stat(measure, aspects, uni)
+    d = _select(rec["data"], keys)
+    if d is None or len(rec["seeds"]) < 2:
+        return None
+    return stats.seed_variance({k: np.asarray(v) for k, v in d.items()}, stat)
+
+
 def _select(data: dict, keys: tuple[str, ...]) -> dict | None:
     """The strata a measure needs; None when the row lacks them (``VersP``/``Drift`` of older files)."""
     present = {k: data[k] for k in keys if k in data}
@@ -89,5 +98,10 @@ def compare_rows(a: dict, b: dict | None, measure: str, aspects: dict, uni: dict
     if da is None or (b is not None and (db is None or set(da) != set(db))):
         return None
     paired = b is not None and a["seeds"] == b["seeds"] and len(a["seeds"]) > 1
+    # the seed part of the difference's variance, per seed, where both sides measured it: it tells whether
+    # more items can settle the comparison at all
+    sides = [x for x in (da, db) if x is not None]
+    seed_var = (sum(stats.seed_variance(x, stat)["seed"] for x in sides)
+                if all(next(iter(x.values())).shape[0] > 1 for x in sides) else 0.0)
     return stats.compare(da, db, stat, higher_is_better=HIGHER_IS_BETTER.get(measure, True), paired_seeds=paired,
-                         n_boot=n_boot, seed=seed)
+                         n_boot=n_boot, seed=seed, seed_var=seed_var)

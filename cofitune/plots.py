@@ -132,6 +132,16 @@ def _single_row(df: pd.DataFrame, method: str, what: str, source: str = "") -> p
     return rows.iloc[0] if len(rows) else None
 
 
+def versus_full_sft(row: pd.Series) -> str:
+    """How a row stands against Full SFT on Spec and Vers: the decided verdicts, e.g. ``Vers better``,
+    ``""`` when both are undecided (the point is not distinguishable from Full SFT), ``reference`` for Full SFT."""
+    if row["method"] == "full_sft":
+        return "reference"
+    decided = [f"{m} {row.get(f'd{m}_vs_full_sft_verdict')}" for m in ("Spec", "Vers")
+               if row.get(f"d{m}_vs_full_sft_verdict") in ("better", "worse")]
+    return ", ".join(decided)
+
+
 def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title: str) -> None:
     """Spec (y) vs Vers (x) of every method row of one (model, task).
 
@@ -140,6 +150,8 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
     (labels beside the points collide once trials cluster); the Pareto front (maximise both) as a
     dashed line sorted by Vers; and the Wise-FT rows as a solid line sorted by ``alpha`` (parsed from
     ``setting``), extended to the ``original`` row (alpha=0) and the ``full_sft`` row (alpha=1).
+    A filled marker is a row distinguishable from Full SFT (a decided paired verdict on Spec or Vers, named
+    in its legend entry); a hollow marker is within noise of Full SFT on both.
     """
     missing = [c for c in PARETO_COLUMNS if c not in table.columns]
     if missing:
@@ -160,9 +172,11 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
         style = {m: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
         for i, row in df.iterrows():
             colour, marker = style[row["method"]]
+            vs_full = versus_full_sft(row) if "dVers_vs_full_sft_verdict" in df.columns else "reference"
+            note = {"reference": "", "": " (≈ Full SFT)"}.get(vs_full, f" ({vs_full} vs Full SFT)")
             ax.errorbar(xs[i], ys[i], xerr=_whisker(row, "Vers", labels[i]), yerr=_whisker(row, "Spec", labels[i]),
                         fmt=marker, color=colour, ms=6, capsize=3, elinewidth=1, zorder=3,
-                        label=f"{i + 1}. {labels[i]}")
+                        mfc=colour if vs_full else "white", label=f"{i + 1}. {labels[i]}{note}")
             ax.annotate(str(i + 1), (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points", fontsize=7,
                         color=colour, fontweight="bold")
 

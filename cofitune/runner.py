@@ -127,7 +127,7 @@ def run_record(cfg: dict, checkpoint_info: dict | None) -> dict:
     return run
 
 
-def probe_run(model_dir, data_dir, out, *, max_new_tokens: int, batch_size: int) -> dict:
+def probe_run(model_dir, data_dir, out, *, max_new_tokens: int, max_prompt_tokens: int | None, batch_size: int) -> dict:
     """The drift probe of one model: its prompts and the base model's greedy continuations (token ids)."""
     from cofitune.distributed import device
     from cofitune.drift import greedy_continuations
@@ -140,10 +140,11 @@ def probe_run(model_dir, data_dir, out, *, max_new_tokens: int, batch_size: int)
     model, tok = load_base(model_dir)
     model.to(device()).eval()
     items = greedy_continuations(model, tok, [p["prompt"] for p in prompts], max_new_tokens=max_new_tokens,
-                                 batch_size=batch_size)
+                                 max_prompt_tokens=max_prompt_tokens, batch_size=batch_size)
     n_tokens = sum(len(it["continuation_ids"]) for it in items)
     log.info("drift probe: %d prompts, %d continuation tokens (max %d each)", len(items), n_tokens, max_new_tokens)
     probe = {"items": [{**p, **it} for p, it in zip(prompts, items)], "max_new_tokens": max_new_tokens,
+             "max_prompt_tokens": max_prompt_tokens,
              "meta": collect(wall_s=round(time.perf_counter() - t0, 2))}
     write_json(out, probe)
     return probe
@@ -184,8 +185,9 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     model.to(device()).eval()
     probe_data = read_json(probe) if probe else None
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    # a row without a checkpoint is the original itself: its drift is 0 by definition, no second pass
     reference = (reference_logprobs(model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"])
-                 if probe_data else None)
+                 if probe_data and checkpoint is not None else None)
     if checkpoint is not None:
         merge_trainable(model, checkpoint)
     with ExitStack() as stack:
@@ -217,7 +219,8 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     log.info("versatility = %.2f %s", vers["vers"], vers["aspects"])
     drift = None
     if probe_data:
-        values = drift_kl(reference, model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"])
+        values = ([0.0] * len(probe_data["items"]) if reference is None else
+                  drift_kl(reference, model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"]))
         del reference
         drift = _drift_summary(values, probe_data, cfg["seed"], spec_cfg["n_bootstrap"])
         log.info("drift = %.5f nats/token (95%% CI %.5f-%.5f) on %d probe prompts", drift["mean"], *drift["ci95"],

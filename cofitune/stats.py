@@ -199,6 +199,24 @@ def variance_components(matrix) -> dict[str, float]:
     return {"seed": max(between - within / n, 0.0), "item": within, "seeds": s, "items": n}
 
 
+def seed_variance(data: Mapping[str, Sequence], stat: Callable[[dict[str, np.ndarray]], float],
+                  n_boot: int = 200, seed: int = SEED) -> dict[str, float]:
+    """The seed and item components of the variance of one seed's ``stat`` (any measure, moments).
+
+    ``item``: the mean over seeds of the items-only bootstrap variance of that seed's value; ``seed``: the
+    variance of the per-seed values beyond it (floored at 0). The variance of the mean over S seeds is
+    ``(seed + item) / S``; more items shrink only ``item``, more seeds shrink both.
+    """
+    d = _as_2d(data)
+    s = _seed_counts(d)
+    if s < 2:
+        raise ValueError(f"seed variance needs at least 2 seeds, got {s}")
+    values = [stat({k: x[i] for k, x in d.items()}) for i in range(s)]
+    item = float(np.mean([bootstrap_delta({k: x[i] for k, x in d.items()}, None, stat, n_boot=n_boot,
+                                          seed=seed + i).var(ddof=1) for i in range(s)]))
+    return {"seed": max(float(np.var(values, ddof=1)) - item, 0.0), "item": item, "seeds": s}
+
+
 # --------------------------------------------------------------------------- verdicts
 
 

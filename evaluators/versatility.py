@@ -256,6 +256,68 @@ def load_task_config(
     return cfg
 
 
+# --------------------------------------------------------------------------- the model wrapper
+
+
+def head_sliced_lm(model: Any, tokenizer: Any, batch_size: int) -> Any:
+    """lm-eval's ``HFLM`` over ``model``, whose loglikelihoods project only the continuation-predicting
+    positions through the LM head (:func:`cofitune.evaluate.continuation_logits`).
+
+    lm-eval builds, truncates and caches the requests as usual; only the model call differs. HFLM computes
+    the vocabulary projection and a log-softmax at every position of every request, although a
+    loglikelihood needs only the continuation's positions: on a 49k-vocabulary model the head is about a
+    fifth of the forward FLOPs. One-token continuations of one context (MMLU's letters) share one forward,
+    as HFLM's ``logits_cache`` does. Log-likelihoods equal HFLM's up to float noise from the different
+    batch shapes (``tests/unit/test_versatility.py``); ``benchmarks/loglikelihood_cost.py`` times both.
+    """
+    from lm_eval.models.huggingface import HFLM
+
+    class HeadSlicedHFLM(HFLM):
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            return _sliced_loglikelihoods(self, requests, disable_tqdm)
+
+    return HeadSlicedHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def _sliced_loglikelihoods(lm: Any, requests: list, disable_tqdm: bool) -> list[tuple[float, bool]]:
+    import torch
+    import torch.nn.functional as F
+
+    from cofitune.evaluate import continuation_logits
+
+    sequences: list[tuple[list[int], int]] = []
+    which: list[int] = []  # request -> its sequence
+    shared: dict[tuple[int, ...], int] = {}  # one-token continuations of one context share a forward
+    for _, context_enc, continuation_enc in requests:
+        if not context_enc or not continuation_enc:
+            raise ValueError("loglikelihood request without context or continuation tokens")
+        full = (context_enc + continuation_enc)[-(lm.max_length + 1):]  # HFLM truncates from the left too
+        n_prompt = len(full) - len(continuation_enc)
+        key = tuple(full[:-1]) if len(continuation_enc) == 1 else None
+        if key is not None and key in shared:
+            which.append(shared[key])
+            continue
+        which.append(len(sequences))
+        if key is not None:
+            shared[key] = len(sequences)
+        sequences.append((full, n_prompt))
+    logprobs: list = [None] * len(sequences)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    with torch.no_grad():
+        for i, logits in continuation_logits(lm.model, sequences, pad_id=pad, batch_size=int(lm.batch_size),
+                                             desc="loglikelihood", progress=not disable_tqdm):
+            logprobs[i] = F.log_softmax(logits, dim=-1)
+    out = []
+    for ((request_str, _, continuation_enc), seq) in zip(requests, which):
+        lp = logprobs[seq][-len(continuation_enc):]  # a shared forward scored its own last token: slice
+        target = torch.tensor(continuation_enc, device=lp.device)
+        answer = (float(lp.gather(1, target[:, None]).sum()), bool((lp.argmax(dim=-1) == target).all()))
+        if request_str is not None:
+            lm.cache_hook.add_partial("loglikelihood", request_str, answer)
+        out.append(answer)
+    return out
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -437,10 +499,9 @@ def evaluate_versatility(
         _import_ifeval_scorer()
 
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
 
     configs = {t: load_task_config(t, max_gen_toks=max_gen_toks) for t in tasks}
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm = head_sliced_lm(model, tokenizer, batch_size)
     def lm_for(t: str) -> Any:
         generates = configs[t].get("output_type") == "generate_until"
         return generation_lm if generates and generation_lm is not None else lm

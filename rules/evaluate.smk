@@ -20,6 +20,7 @@ rule prepare_probe:
     params:
         data=PROBE_DATA,
         max_new_tokens=config["evaluation"]["drift"]["max_new_tokens"],
+        max_prompt_tokens=config["evaluation"]["drift"]["max_prompt_tokens"],
         batch_size=config["evaluation"]["drift"]["batch_size"],
     threads: workflow.cores
     log:
@@ -28,7 +29,7 @@ rule prepare_probe:
         "benchmarks/rules/prepare_probe/{model}.tsv"
     shell:
         "COFITUNE_THREADS={threads} {PY} prepare-probe --model-dir {input.model} --data-dir {params.data} "
-        "--max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --out {output} > {log} 2>&1"
+        "--max-new-tokens {params.max_new_tokens} --max-prompt-tokens {params.max_prompt_tokens} --batch-size {params.batch_size} --out {output} > {log} 2>&1"
 
 
 rule evaluate:

@@ -46,13 +46,19 @@ class HeadBlaster(Method):
 '''
 
 
-def bench(tmp_path: Path, name: str, source: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
-    plugin = tmp_path / f"{name}.py"
-    plugin.write_text(source)
+def bench(tmp_path: Path, name: str, source: str, *extra: str,
+          method: str | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``cofitune bench`` on the tiny suite: a plugin method ``name`` from ``source``, or (``method``) a
+    registered one."""
+    plugin_args = []
+    if source:
+        plugin = tmp_path / f"{name}.py"
+        plugin.write_text(source)
+        plugin_args = ["--plugin", str(plugin)]
     work = tmp_path / "work"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "cofitune", "bench", "--suite", "tiny", "--method", name,
-                           "--plugin", str(plugin), "--workdir", str(work), *extra],
+    proc = subprocess.run([sys.executable, "-m", "cofitune", "bench", "--suite", "tiny", "--method", method or name,
+                           "--variant", name, *plugin_args, "--workdir", str(work), *extra],
                           capture_output=True, text=True, env=env, timeout=1200)
     verdict = work / "verdict.json"
     assert verdict.is_file(), proc.stderr[-3000:]
@@ -67,7 +73,7 @@ def test_a_sane_method_gets_a_verdict_per_metric_and_passes(tmp_path):
     assert verdict["reference"] == "cofitune/ffn-bottom2-update"
     assert verdict["passed"], proc.stdout
     assert proc.returncode == 0 and "PASS" in proc.stdout
-    assert (tmp_path / "work/verdict.md").read_text().startswith("# bench verdict: ffn_region/bench")
+    assert (tmp_path / "work/verdict.md").read_text().startswith("# bench verdict: ffn_region/ffn_region")
 
 
 def test_a_broken_method_fails_the_gate_with_a_reason(tmp_path):
@@ -77,3 +83,22 @@ def test_a_broken_method_fails_the_gate_with_a_reason(tmp_path):
     assert not nll["passed"] and nll["diff"] > 0.5
     assert "significant regression" in nll["reason"] or "not finite" in nll["reason"]
     assert "FAIL: spec_nll" in proc.stdout
+
+
+REFERENCE = ["--params", '{"layers": "bottom2", "modules": "ffn", "target": "update"}']  # the suite's reference
+
+
+def test_calibration_null_method_passes(tmp_path):
+    """The reference method re-run with another training seed is noise, not a regression: it must pass."""
+    proc, verdict = bench(tmp_path, "null", "", *REFERENCE, "--seed", "7", method="cofitune")
+    assert verdict["passed"], proc.stdout
+    assert all(e["verdict"] in ("better", "worse", "undecided") and e["detectable"] >= e["max_drop"]
+               for e in verdict["blocks"][0]["metrics"])
+
+
+def test_calibration_known_harm_is_detected(tmp_path):
+    """The reference method at 10x its learning rate is a known harm: the gate must fail it."""
+    proc, verdict = bench(tmp_path, "harm", "", *REFERENCE, "--train", '{"lr": 0.2}', method="cofitune")
+    assert proc.returncode == 1 and not verdict["passed"], proc.stdout
+    failed = {e["metric"] for e in verdict["blocks"][0]["metrics"] if not e["passed"]}
+    assert failed & {"spec_nll", "drift"}, failed

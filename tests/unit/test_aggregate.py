@@ -221,3 +221,16 @@ def write_golden() -> None:
 
 if __name__ == "__main__":
     write_golden()
+
+
+def test_seed_rows_report_seed_and_item_components(tmp_path):
+    paths = _three(tmp_path)[1:]
+    items = {"mmlu": [1, 1, 0, 0], "arc": [1, 1, 1, 0], "piqa": [1, 0, 1, 0]}
+    for seed, spec in ((1, 60.0), (2, 70.0), (3, 80.0)):  # constant items: the spread is all seed
+        paths.append(_metrics(tmp_path, "cofitune", spec, items, 0.1, seed=seed, spec_items=[spec] * 4))
+    df = build_table(paths).set_index("method")
+    assert df.at["cofitune", "Spec_sd_seed"] == pytest.approx(10.0)  # sd of 60, 70, 80
+    assert df.at["cofitune", "Spec_sd_item"] == 0.0
+    assert df.at["cofitune", "Vers_sd_seed"] == 0.0  # the same versatility items in every seed
+    assert np.isnan(df.at["full_sft", "Spec_sd_seed"])  # one seed: not measured
+    assert "seeds vs items" in to_markdown(build_table(paths))

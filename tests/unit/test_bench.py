@@ -142,3 +142,24 @@ def test_each_gate_reports_the_smallest_regression_it_detects():
 def test_a_baseline_without_the_measure_asks_for_a_refresh():
     with pytest.raises(ValueError, match="gate drift: .*refresh the suite's baselines"):
         compare(_with_drift(REF, [0.1] * 20), REF, {"drift": {"test": "ci"}})
+
+
+def test_a_stale_baseline_is_refused(tmp_path):
+    from cofitune.bench import check_fresh
+
+    path = tmp_path / "ref.json"
+    path.write_text('{"meta": {"code_sha256": "0000"}}')
+    with pytest.raises(ValueError, match=r"ref.json: the stored baseline was produced by other code .*--refresh"):
+        check_fresh(path, "tiny")
+
+
+def test_the_committed_tiny_baselines_were_produced_by_this_code():
+    """A stale reference would gate new methods against numbers the code no longer produces."""
+    import json
+    from pathlib import Path
+
+    from cofitune.bench import check_fresh
+
+    root = Path(__file__).resolve().parents[2] / "results" / "baselines" / "tiny"
+    for name in json.loads((root / "MANIFEST.json").read_text())["files"]:
+        check_fresh(root / name, "tiny")

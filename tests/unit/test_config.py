@@ -111,6 +111,30 @@ def test_seeds_repeat_training_rows_and_seed_their_sources(config):
     check_config(cfg, ROOT)  # sources of seeded runs resolve
 
 
+def test_the_config_seed_is_the_unseeded_rows_run(config):
+    """Adding seeds to a finished run reuses it: the run of the config's own seed keeps its variant."""
+    cfg = copy.deepcopy(config)
+    cfg["methods"].append({"method": "wise_ft", "variant": "full", "params": {"source": ["full_sft", "all"]},
+                           "sweep": {"alpha": [0.5]}})
+    before = run_config(cfg, "smollm2-135m", "squad", "full_sft", "all", ROOT)
+    cfg["seeds"] = [cfg["seed"], 7]
+    runs = {(r["method"], r["variant"]): r for r in configured_runs(cfg)}
+    assert {k for k in runs if k[0] == "full_sft"} == {("full_sft", "all"), ("full_sft", "all-seed7")}
+    assert run_config(cfg, "smollm2-135m", "squad", "full_sft", "all", ROOT) == before  # nothing re-runs
+    assert run_sources(cfg, "wise_ft", "full-alpha0.5") == [("full_sft", "all")]
+    assert run_sources(cfg, "wise_ft", "full-alpha0.5-seed7") == [("full_sft", "all-seed7")]
+
+
+def test_a_row_can_name_its_own_seed(config):
+    cfg = copy.deepcopy(config)
+    cfg["methods"].append({"method": "full_sft", "variant": "all-s7", "seed": 7})
+    validate(cfg, SCHEMA)
+    rc = run_config(cfg, "smollm2-135m", "squad", "full_sft", "all-s7", ROOT)
+    assert rc["seed"] == rc["train"]["seed"] == 7
+    cfg["seeds"] = [1, 2]  # a seeded row is not repeated
+    assert [r["variant"] for r in configured_runs(cfg) if r["variant"].startswith("all-s7")] == ["all-s7"]
+
+
 def test_seeds_must_be_unique():
     cfg = {"models": ["m"], "tasks": ["t"], "methods": [{"method": "original", "variant": "b"}], "seeds": [1, 1]}
     with pytest.raises(WorkflowError):

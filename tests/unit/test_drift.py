@@ -81,3 +81,12 @@ def test_probe_prompts_come_from_the_committed_subsets():
     assert {p["source"] for p in prompts} == set(probe.PROBE_SOURCES)
     assert len({p["prompt"] for p in prompts}) == len(prompts)
     assert prompts[0]["prompt"].endswith("Answer:") and "\nA. " in prompts[0]["prompt"]
+
+
+def test_long_prompts_keep_their_last_tokens(word_tokenizer):
+    model = tiny_llama(vocab=len(word_tokenizer)).eval()
+    long = " ".join(["the river name"] * 10 + ["what is the capital city"])
+    items = drift.greedy_continuations(model, word_tokenizer, [long, "the red"], max_new_tokens=3,
+                                       max_prompt_tokens=5, batch_size=2, progress=False)
+    assert items[0]["prompt_ids"] == word_tokenizer(long, add_special_tokens=False)["input_ids"][-5:]
+    assert items[1]["prompt_ids"] == word_tokenizer("the red", add_special_tokens=False)["input_ids"]

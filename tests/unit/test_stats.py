@@ -133,3 +133,26 @@ def test_paired_seeds_need_equal_counts():
         stats.bootstrap_delta({"x": np.zeros((2, 5))}, {"x": np.zeros((3, 5))}, mean_of("x"), paired_seeds=True)
     with pytest.raises(ValueError, match="different item counts"):
         stats.bootstrap_delta({"x": np.zeros(5)}, {"x": np.zeros(6)}, mean_of("x"))
+
+
+def test_seed_variance_of_any_statistic_recovers_the_components():
+    rng = np.random.default_rng(5)
+    seed_sd, item_sd, s, n = 0.5, 1.0, 3, 200
+    est = [stats.seed_variance({"x": rng.normal(0, seed_sd, (s, 1)) + rng.normal(0, item_sd, (s, n))},
+                               mean_of("x"), n_boot=200, seed=k) for k in range(150)]
+    assert np.mean([e["seed"] for e in est]) == pytest.approx(seed_sd ** 2, abs=0.05)
+    assert np.mean([e["item"] for e in est]) == pytest.approx(item_sd ** 2 / n, rel=0.1)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.seed_variance({"x": np.zeros(5)}, mean_of("x"))
+
+
+def test_a_large_seed_variance_means_items_cannot_settle_it():
+    rng = np.random.default_rng(6)
+    b = rng.normal(0, 1.0, (3, 400))
+    a = b + np.array([[1.0], [-1.0], [0.9]]) + rng.normal(0, 0.01, (3, 400))  # the seeds dominate
+    sv = stats.seed_variance({"x": a}, mean_of("x"))["seed"]
+    assert sv == pytest.approx(np.var([1.0, -1.0, 0.9], ddof=1), rel=0.05)
+    c = stats.compare({"x": a}, {"x": b}, mean_of("x"), seed_var=sv)
+    assert c.verdict == "undecided" and c.items_needed is None  # more items cannot settle a seed effect
+    assert c.seeds_needed is not None and c.seeds_needed > 3
+    assert "items alone cannot settle it" in c.settle_text()

@@ -299,3 +299,22 @@ def test_choice_scores_refuse_a_disagreement_with_lm_eval():
     norm = V.choice_scores([sample], "acc_norm", " ", [0.0], "t")
     z = [-1.0 / 3, -2.0 / 2]
     assert norm["p_gold"] == pytest.approx([math.exp(z[1]) / (math.exp(z[0]) + math.exp(z[1]))])
+
+
+def test_head_sliced_loglikelihoods_equal_hflm(tiny_model, tokenizer):
+    """The head-sliced wrapper gives HFLM's own loglikelihoods and greedy flags (float noise aside)."""
+    from lm_eval.models.huggingface import HFLM
+
+    texts = [("Question: what is the capital of France?\nAnswer:", [" Paris", " Rome", " a city by a river"]),
+             ("The cat sat on the", [" mat", " A"]), ("Pick one: A, B or C. Answer:", [" A", " B", " C"])]
+    requests = []
+    for ctx, conts in texts:
+        c = tokenizer(ctx, add_special_tokens=False)["input_ids"]
+        for cont in conts:
+            requests.append(((ctx, cont), c, tokenizer(cont, add_special_tokens=False)["input_ids"]))
+    reference = HFLM(pretrained=tiny_model, tokenizer=tokenizer, batch_size=3)._loglikelihood_tokens(
+        requests, disable_tqdm=True)
+    sliced = V.head_sliced_lm(tiny_model, tokenizer, batch_size=2)._loglikelihood_tokens(requests, disable_tqdm=True)
+    assert [g for _, g in sliced] == [g for _, g in reference]
+    assert [ll for ll, _ in sliced] == pytest.approx([ll for ll, _ in reference], abs=1e-4)
+    assert len({ll for ll, _ in sliced}) == len(requests)  # shared one-token forwards still score each token
