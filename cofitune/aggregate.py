@@ -167,6 +167,8 @@ def verdict_cell(row: pd.Series, measure: str, reference: str, digits: int = 2) 
         return text
     need = row[base + "_items_needed"]
     settle = f"n≈{int(need)}" if not math.isnan(need) else "items alone cannot settle it"
+    if row[base + "_lo"] > 0 or row[base + "_hi"] < 0:  # the CI alone would decide; the family correction does not
+        settle = f"Holm p {row[base + '_p_adjusted']:.2f}; {settle}"
     if row["seeds"] > 1 and not math.isnan(row[base + "_seeds_needed"]):
         settle += f" or {int(row[base + '_seeds_needed'])} seeds"
     return f"{text} (MDE {row[base + '_mde']:.{d}g}; {settle})"

@@ -161,8 +161,11 @@ def claims_markdown(claims: pd.DataFrame) -> str:
                       f"{r.effect:+.{digits}f} [{r.lo:.{digits}f}, {r.hi:.{digits}f}]")
             need = "" if r.status != "undecided" else ("∞ (items cannot)" if pd.isna(r.items_needed)
                                                        else f"{int(r.items_needed)}")
+            note = r.note if isinstance(r.note, str) else ""
+            if r.verdict == "undecided" and not pd.isna(r.lo) and (r.lo > 0 or r.hi < 0):
+                note = f"CI excludes 0, Holm p {r.p_adjusted:.2f}" + (f"; {note}" if note else "")
             out.append(f"| {r.claim} ({r.source}): {r.statement} | {r.comparison} | {r.measure} | {effect} | "
-                       f"{r.verdict or '–'} | **{r.status}** | {need} | {r.note if isinstance(r.note, str) else ''} |")
+                       f"{r.verdict or '–'} | **{r.status}** | {need} | {note} |")
         out.append("")
     return "\n".join(out)
 

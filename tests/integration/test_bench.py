@@ -68,7 +68,7 @@ def bench(tmp_path: Path, name: str, source: str, *extra: str,
 def test_a_sane_method_gets_a_verdict_per_metric_and_passes(tmp_path):
     proc, verdict = bench(tmp_path, "ffn_region", SANE)
     entries = verdict["blocks"][0]["metrics"]
-    assert [e["metric"] for e in entries] == ["spec", "spec_nll", "vers"]
+    assert [e["metric"] for e in entries] == ["spec", "spec_nll", "vers", "vers_p", "drift"]
     assert all(isinstance(e["passed"], bool) and e["reason"] for e in entries)
     assert verdict["reference"] == "cofitune/ffn-bottom2-update"
     assert verdict["passed"], proc.stdout
@@ -101,4 +101,4 @@ def test_calibration_known_harm_is_detected(tmp_path):
     proc, verdict = bench(tmp_path, "harm", "", *REFERENCE, "--train", '{"lr": 0.2}', method="cofitune")
     assert proc.returncode == 1 and not verdict["passed"], proc.stdout
     failed = {e["metric"] for e in verdict["blocks"][0]["metrics"] if not e["passed"]}
-    assert failed & {"spec_nll", "drift"}, failed
+    assert "drift" in failed, failed  # on the random tiny model only drift sees this harm (see tiny.yaml)
