@@ -166,7 +166,8 @@ def verdict_cell(row: pd.Series, measure: str, reference: str, digits: int = 2) 
     if row[base + "_verdict"] != "undecided":
         return text
     need = row[base + "_items_needed"]
-    settle = f"n≈{int(need)}" if not math.isnan(need) else "items alone cannot settle it"
+    settle = (f"n≈{int(need)}" if not math.isnan(need) else "no difference observed" if value == 0
+              else "items alone cannot settle it")
     if row[base + "_lo"] > 0 or row[base + "_hi"] < 0:  # the CI alone would decide; the family correction does not
         settle = f"Holm p {row[base + '_p_adjusted']:.2f}; {settle}"
     if row["seeds"] > 1 and not math.isnan(row[base + "_seeds_needed"]):

@@ -159,8 +159,8 @@ def claims_markdown(claims: pd.DataFrame) -> str:
             digits = 4 if r.measure == "Drift" else 2
             effect = ("–" if pd.isna(r.effect) else
                       f"{r.effect:+.{digits}f} [{r.lo:.{digits}f}, {r.hi:.{digits}f}]")
-            need = "" if r.status != "undecided" else ("∞ (items cannot)" if pd.isna(r.items_needed)
-                                                       else f"{int(r.items_needed)}")
+            need = ("" if r.status != "undecided" else "no difference observed" if r.effect == 0
+                    else "∞ (items cannot)" if pd.isna(r.items_needed) else f"{int(r.items_needed)}")
             note = r.note if isinstance(r.note, str) else ""
             if r.verdict == "undecided" and not pd.isna(r.lo) and (r.lo > 0 or r.hi < 0):
                 note = f"CI excludes 0, Holm p {r.p_adjusted:.2f}" + (f"; {note}" if note else "")

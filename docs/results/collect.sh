@@ -21,7 +21,8 @@ if [ -d "$SRC/benchmarks/rules" ]; then
 fi
 cd "$(dirname "$0")/../.."
 mapfile -t metrics < <(find "$DST/runs" -name metrics.json | sort)
-.venv/bin/python -m cofitune aggregate --metrics "${metrics[@]}" --csv "$DST/table.csv" --md "$DST/table.md"
+.venv/bin/python -m cofitune aggregate --metrics "${metrics[@]}" --csv "$DST/table.csv" --md "$DST/table.md" \
+  --claims-csv "$DST/claims.csv" --claims-md "$DST/claims.md"
 mapfile -t levels < <(find "$DST/search" -name "level*.json" | sort)
 if [ ${#levels[@]} -gt 0 ]; then
   .venv/bin/python -m cofitune plot-search --levels "${levels[@]}" \
