@@ -133,11 +133,12 @@ def _single_row(df: pd.DataFrame, method: str, what: str, source: str = "") -> p
 
 
 def versus_full_sft(row: pd.Series) -> str:
-    """How a row stands against Full SFT on Spec and Vers: the decided verdicts, e.g. ``Vers better``,
-    ``""`` when both are undecided (the point is not distinguishable from Full SFT), ``reference`` for Full SFT."""
+    """How a row stands against Full SFT: its decided verdicts on the table's measures, e.g. ``Vers better,
+    Drift better``; ``""`` when all are undecided (the point is not distinguishable from Full SFT);
+    ``reference`` for Full SFT."""
     if row["method"] == "full_sft":
         return "reference"
-    decided = [f"{m} {row.get(f'd{m}_vs_full_sft_verdict')}" for m in ("Spec", "Vers")
+    decided = [f"{m} {row.get(f'd{m}_vs_full_sft_verdict')}" for m in ("Spec", "Vers", "VersP", "Drift")
                if row.get(f"d{m}_vs_full_sft_verdict") in ("better", "worse")]
     return ", ".join(decided)
 
@@ -150,8 +151,8 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
     (labels beside the points collide once trials cluster); the Pareto front (maximise both) as a
     dashed line sorted by Vers; and the Wise-FT rows as a solid line sorted by ``alpha`` (parsed from
     ``setting``), extended to the ``original`` row (alpha=0) and the ``full_sft`` row (alpha=1).
-    A filled marker is a row distinguishable from Full SFT (a decided paired verdict on Spec or Vers, named
-    in its legend entry); a hollow marker is within noise of Full SFT on both.
+    A filled marker is a row distinguishable from Full SFT (a decided paired verdict on Spec, Vers, VersP or
+    Drift, named in its legend entry); a hollow marker is within noise of Full SFT on all of them.
     """
     missing = [c for c in PARETO_COLUMNS if c not in table.columns]
     if missing:

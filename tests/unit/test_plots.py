@@ -297,9 +297,10 @@ def test_pareto_plot_marks_rows_distinguishable_from_full_sft(tmp_path):
     df = _table()
     df["dSpec_vs_full_sft_verdict"] = ["worse", "", "undecided", "undecided"]
     df["dVers_vs_full_sft_verdict"] = ["better", "", "undecided", "better"]
+    df["dDrift_vs_full_sft_verdict"] = ["undecided", "", "undecided", "better"]
     assert [versus_full_sft(r) for _, r in df.iterrows()] == ["Spec worse, Vers better", "reference", "",
-                                                              "Vers better"]
+                                                              "Vers better, Drift better"]
     pareto_plot(df, *_paths(tmp_path, "vs"), title="vs")
     svg = _check_files(tmp_path, "vs")
-    assert "3. lora/r8 (≈ Full SFT)" in svg and "4. cofitune/best (Vers better vs Full SFT)" in svg
+    assert "3. lora/r8 (≈ Full SFT)" in svg and "4. cofitune/best (Vers better, Drift better vs Full SFT)" in svg
     assert "2. full_sft/all" in svg and "full_sft/all (" not in svg
