@@ -20,6 +20,7 @@ from cofitune.model import read_sheet
 from cofitune.search import SEARCH_TRIAL_METHOD, Node, node_from_variant, node_variant
 
 from cofitune.trainer import config_from_dict
+from evaluators.versatility import resolve_task_name
 
 TASK_KEYS = {"loader", "train", "test", "instruction", "evaluator", "max_input_chars", "max_new_tokens",
              "description", "licence", "n_train", "n_test"}  # n_train/n_test override config key data
@@ -116,6 +117,12 @@ def check_config(config: dict, root: str | Path = ".") -> None:
         for name in names:
             if name not in sheet:
                 raise ValueError(f"config key {key}: {name!r} is not in the sheet ({sorted(sheet)})")
+    for aspect, names in config["evaluation"]["versatility"]["suites"].items():
+        for name in names:
+            try:
+                resolve_task_name(name, Path(root) / "evaluators" / "tasks")
+            except ValueError as err:
+                raise ValueError(f"config key evaluation.versatility.suites.{aspect}: {err}") from err
     config_from_dict(config["train"], where="config key train")
     runs = configured_runs(config)
     seen = set()

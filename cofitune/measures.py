@@ -68,6 +68,14 @@ def measure_stat(measure: str, aspects: dict[str, list[str]], uni: dict | None =
     raise ValueError(f"unknown measure {measure!r}; known: {sorted(HIGHER_IS_BETTER)}")
 
 
+def value(metrics: dict, measure: str) -> float | None:
+    """One ``metrics.json``'s point value of ``measure`` (None when it lacks the data, e.g. VersP without a
+    multiple-choice suite)."""
+    stat, keys = measure_stat(measure, metrics["metrics"]["aspects_tasks"])
+    d = _select(strata([metrics]), keys)
+    return None if d is None else stat(d)
+
+
 def variance_split(rec: dict, measure: str, aspects: dict, uni: dict | None = None) -> dict | None:
     """Seed and item components of one seed's ``measure`` for a row with several seeds (else None)."""
     stat, keys = measure_stat(measure, aspects, uni)

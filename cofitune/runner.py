@@ -9,6 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from cofitune import measures
 from cofitune.config import config_sha256
 from cofitune.io import read_json, sha256_file, write_json
 
@@ -235,7 +236,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
             "spec_items": [it[spec["metric"]] for it in spec["items"]],
             "spec_nll": sum(nll) / len(nll), "spec_nll_items": nll,
             "vers": vers["vers"], "aspects": vers["aspects"], "aspects_tasks": vers_cfg["suites"],
-            "vers_p": vers["vers_p"], "drift": drift,
+            "drift": drift,
             # timings are not results: they go to meta, so metrics are reproducible bit for bit
             "suites": {k: {kk: vv for kk, vv in v.items() if kk != "seconds"} for k, v in vers["tasks"].items()},
             "trainable_fraction": (train_info["n_trainable"] / n_params) if train_info else 0.0,
@@ -247,11 +248,12 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
             checkpoint_sha256=sha256_file(Path(checkpoint) / "trainable.safetensors") if checkpoint else None,
             model=read_json(model_meta) if model_meta else None,
             data=read_json(data_meta) if data_meta else None,
-            lm_eval={k: vers[k] for k in vers if k not in ("tasks", "aspects", "vers", "vers_p")},
+            lm_eval={k: vers[k] for k in vers if k not in ("tasks", "aspects", "vers")},
             probe_sha256=sha256_file(probe) if probe else None,
             suite_seconds={k: v["seconds"] for k, v in vers["tasks"].items()},
         ),
     }
+    metrics["metrics"]["vers_p"] = measures.value(metrics, "VersP")
     write_predictions(predictions, spec["items"])
     write_json(out, metrics)
     return metrics

@@ -31,37 +31,18 @@ PUNKT_TRAINING_TEXT = REPO_ROOT / "resources" / "nltk" / "english_text.txt"
 #: absolute repository root at run time (lm-eval resolves relative paths against the CWD).
 REPO_ROOT_PLACEHOLDER = "{repo_root}"
 
-#: Short task name -> lm-eval task name (YAML file ``evaluators/tasks/<task>.yaml``).
-TASKS: dict[str, str] = {
-    "mmlu": "cofitune_mmlu",
-    "arc_easy": "cofitune_arc_easy",
-    "hellaswag": "cofitune_hellaswag",
-    "piqa": "cofitune_piqa",
-    "ifeval": "cofitune_ifeval",
-    "cmmlu": "cofitune_cmmlu",
-    "ceval": "cofitune_ceval",
-    "logiqa_zh": "cofitune_logiqa_zh",
-    "xcopa_zh": "cofitune_xcopa_zh",
-}
+#: A suite is one file, ``evaluators/tasks/cofitune_<name>.yaml``: an lm-eval task config whose
+#: ``metadata.headline_metric`` names the metric reported as its ``score`` (0-100). Multiple-choice suites use
+#: length-normalised ``acc_norm`` where it is the number lm-eval's docs quote (ARC-Easy, HellaSwag, PIQA,
+#: LogiQA) and plain ``acc`` where the choices are single letters (MMLU, CMMLU, C-Eval) or lm-eval computes
+#: only ``acc`` (XCOPA); IFEval uses the strictest prompt-level accuracy.
+TASK_PREFIX = "cofitune_"
 
-#: Headline metric per task (reported as ``score`` on a 0-100 scale). Multiple-choice
-#: tasks use length-normalised accuracy ``acc_norm`` where lm-eval computes it
-#: (ARC-Easy, HellaSwag, PIQA: the number the Open LLM Leaderboard / lm-eval docs quote);
-#: MMLU scores single letters "A".."D", so plain ``acc`` is its standard metric; IFEval
-#: uses the strictest prompt-level accuracy (all instructions of a prompt followed).
-HEADLINE_METRIC: dict[str, str] = {
-    "mmlu": "acc",
-    "arc_easy": "acc_norm",
-    "hellaswag": "acc_norm",
-    "piqa": "acc_norm",
-    "ifeval": "prompt_level_strict_acc",
-    # Chinese suites (config/paper.yaml): CMMLU / C-Eval score single letters like MMLU -> acc;
-    # LogiQA scores option texts -> acc_norm (as for ARC); XCOPA: lm-eval computes only acc.
-    "cmmlu": "acc",
-    "ceval": "acc",
-    "logiqa_zh": "acc_norm",
-    "xcopa_zh": "acc",
-}
+
+def known_tasks(tasks_dir: Path = TASKS_DIR) -> dict[str, Path]:
+    """Short suite name -> its task YAML, for every ``cofitune_*.yaml`` in ``tasks_dir``."""
+    return {p.stem[len(TASK_PREFIX):]: p for p in sorted(tasks_dir.glob(f"{TASK_PREFIX}*.yaml"))}
+
 
 #: lm-eval's name for the unfiltered results ("<metric>,<filter>").
 _FILTER = "none"
@@ -73,18 +54,34 @@ _PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "or
 # --------------------------------------------------------------------------- task names
 
 
-def resolve_task_name(name: str) -> str:
+def resolve_task_name(name: str, tasks_dir: Path = TASKS_DIR) -> str:
     """Return the short task name for ``name`` (short or ``cofitune_*`` form).
 
     Raises:
-        ValueError: ``name`` is not a known versatility task.
+        ValueError: no ``evaluators/tasks/cofitune_<name>.yaml`` defines ``name``.
     """
-    if name in TASKS:
-        return name
-    for short, full in TASKS.items():
-        if name == full:
-            return short
-    raise ValueError(f"unknown versatility task {name!r}; known tasks: {sorted(TASKS)}")
+    short = name[len(TASK_PREFIX):] if name.startswith(TASK_PREFIX) else name
+    known = known_tasks(tasks_dir)
+    if short not in known:
+        raise ValueError(f"unknown versatility task {name!r}: no {tasks_dir / (TASK_PREFIX + short)}.yaml; "
+                         f"known tasks: {sorted(known)}")
+    return short
+
+
+def headline_metric(cfg: Mapping[str, Any], where: Path | str) -> str:
+    """The metric a task config names as its score (``metadata.headline_metric``), checked against its
+    ``metric_list``.
+
+    Raises:
+        ValueError: the key is missing or names a metric the task does not compute.
+    """
+    metric = (cfg.get("metadata") or {}).get("headline_metric")
+    computed = [m.get("metric") for m in cfg.get("metric_list", [])]
+    if metric is None:
+        raise ValueError(f"{where}: metadata.headline_metric is missing (one of {computed})")
+    if metric not in computed:
+        raise ValueError(f"{where}: metadata.headline_metric {metric!r} is not in its metric_list {computed}")
+    return str(metric)
 
 
 def _normalise_suites(suites: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -239,13 +236,13 @@ def load_task_config(
     """
     from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval 0.4.13; resolves !function
 
-    task = TASKS[resolve_task_name(short_name)]
+    short = resolve_task_name(short_name, tasks_dir)
+    task = TASK_PREFIX + short
     yaml_path = tasks_dir / f"{task}.yaml"
-    if not yaml_path.is_file():
-        raise FileNotFoundError(f"task YAML not found: {yaml_path}")
     cfg = load_yaml(yaml_path, resolve_func=True)
     if cfg.get("task") != task:
         raise ValueError(f"{yaml_path} defines task {cfg.get('task')!r}, expected {task!r}")
+    headline_metric(cfg, yaml_path)
     if "dataset_kwargs" in cfg:
         cfg["dataset_kwargs"] = _substitute_repo_root(cfg["dataset_kwargs"], Path(repo_root).resolve())
     for path in _data_files(cfg):
@@ -336,7 +333,7 @@ def _run_task(
     from lm_eval.tasks import TaskManager
 
     task = cfg["task"]
-    metric = HEADLINE_METRIC[short_name]
+    metric = headline_metric(cfg, task)
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
         model=lm,
@@ -426,20 +423,6 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def continuous_vers(tasks: Mapping[str, Mapping[str, Any]], suites: Mapping[str, Sequence[str]],
-                    idx: Mapping[str, Any] | None = None) -> float | None:
-    """The continuous Vers score: the mean over aspects of the mean ``100 * p_gold`` of their multiple-choice
-    suites (optionally on resampled items ``idx``). Aspects without a multiple-choice suite (IFEval) are left
-    out; None when no aspect has one."""
-    def score(name: str) -> float:
-        p = np.asarray(tasks[name]["p_gold"], dtype=float)
-        return 100.0 * float((p[idx[name]] if idx else p).mean())
-
-    per_aspect = [[score(t) for t in names if "p_gold" in tasks[t]] for names in suites.values()]
-    per_aspect = [_mean(v) for v in per_aspect if v]
-    return _mean(per_aspect) if per_aspect else None
-
-
 def evaluate_versatility(
     model: Any,
     tokenizer: Any,
@@ -460,7 +443,7 @@ def evaluate_versatility(
         tokenizer: its tokenizer.
         suites: aspect -> task names, e.g. ``{"knowledge": ["mmlu"], "reasoning":
             ["arc_easy", "hellaswag", "piqa"], "instruction": ["ifeval"]}``. Short names
-            (keys of :data:`TASKS`) or the ``cofitune_*`` names. A task listed in several
+            (:func:`known_tasks`) or the ``cofitune_*`` names. A task listed in several
             aspects is run once.
         limit: evaluate only the first ``limit`` items of each task (None: all); a mapping
             gives per-task caps (short names) and leaves unnamed tasks uncapped.
@@ -481,7 +464,7 @@ def evaluate_versatility(
                                     "items": [per-item score in doc order], "seconds": float}},
              "aspects": {aspect: mean score of its tasks},
              "vers": mean of the aspect scores,
-             "headline_metrics": HEADLINE_METRIC subset, "limit": limit,
+             "headline_metrics": {short_name: metric}, "limit": limit,
              "max_gen_toks": int, "apply_chat_template": bool, "lm_eval_version": str,
              "nltk_punkt": provenance string or None (IFEval not requested)}
 
@@ -513,8 +496,7 @@ def evaluate_versatility(
         "tasks": task_results,
         "aspects": aspects,
         "vers": _mean(list(aspects.values())),
-        "vers_p": continuous_vers({t: r for t, r in task_results.items()}, suites_short),
-        "headline_metrics": {t: HEADLINE_METRIC[t] for t in tasks},
+        "headline_metrics": {t: r["metric"] for t, r in task_results.items()},
         "limit": limit,
         "max_gen_toks": max_gen_toks,
         "apply_chat_template": apply_chat_template,

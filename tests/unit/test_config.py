@@ -51,6 +51,8 @@ def test_demo_config_passes(config):
     (lambda c: c["methods"].append(dict(c["methods"][0])), "duplicate"),
     (lambda c: c.update(models=["gpt-17"]), r"config key models: 'gpt-17' is not in the sheet"),
     (lambda c: c.update(tasks=["chess"]), r"config key tasks: 'chess'"),
+    (lambda c: c["evaluation"]["versatility"]["suites"].update(extra=["obqa"]),
+     r"config key evaluation.versatility.suites.extra: unknown versatility task 'obqa': no .*cofitune_obqa.yaml"),
 ])
 def test_check_config_errors(config, edit, match):
     cfg = copy.deepcopy(config)

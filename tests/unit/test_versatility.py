@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,10 @@ EXPECTED = {
     "piqa": (200, {"ind", "goal", "sol1", "sol2", "label"}),
     "ifeval": (60, {"key", "prompt", "instruction_id_list", "kwargs"}),
 }
+# the standard metric of each suite (lm-eval docs / Open LLM Leaderboard), as the YAMLs declare it
+EXPECTED_METRIC = {"mmlu": "acc", "arc_easy": "acc_norm", "hellaswag": "acc_norm", "piqa": "acc_norm",
+                   "ifeval": "prompt_level_strict_acc", "cmmlu": "acc", "ceval": "acc", "logiqa_zh": "acc_norm",
+                   "xcopa_zh": "acc"}
 SUITES = {"knowledge": ["mmlu"], "reasoning": ["arc_easy", "hellaswag", "piqa"], "instruction": ["ifeval"]}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -144,7 +149,30 @@ def test_yaml_has_no_absolute_paths():
     for yaml_path in sorted(V.TASKS_DIR.glob("cofitune_*.yaml")):
         text = yaml_path.read_text(encoding="utf-8")
         assert "/work/" not in text and V.REPO_ROOT_PLACEHOLDER in text, yaml_path.name
-    assert {p.stem for p in V.TASKS_DIR.glob("cofitune_*.yaml")} == set(V.TASKS.values())
+
+
+def test_a_suite_is_one_file(tmp_path):
+    """Adding a YAML adds a suite: discovery, name resolution and the headline metric come from the file."""
+    shutil.copy(V.TASKS_DIR / "cofitune_piqa.yaml", tmp_path / "cofitune_piqa.yaml")
+    text = (V.TASKS_DIR / "cofitune_piqa.yaml").read_text(encoding="utf-8")
+    (tmp_path / "cofitune_piqa2.yaml").write_text(
+        text.replace("task: cofitune_piqa", "task: cofitune_piqa2").replace("headline_metric: acc_norm",
+                                                                           "headline_metric: acc"), encoding="utf-8")
+    assert set(V.known_tasks(tmp_path)) == {"piqa", "piqa2"}
+    assert V.resolve_task_name("cofitune_piqa2", tmp_path) == "piqa2"
+    cfg = V.load_task_config("piqa2", tasks_dir=tmp_path)
+    assert cfg["task"] == "cofitune_piqa2" and V.headline_metric(cfg, "x") == "acc"
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda t: t.replace("  headline_metric: acc_norm", ""), r"cofitune_piqa.yaml: metadata.headline_metric is missing"),
+    (lambda t: t.replace("headline_metric: acc_norm", "headline_metric: f1"), r"'f1' is not in its metric_list"),
+])
+def test_headline_metric_errors_name_the_file(tmp_path, edit, match):
+    text = (V.TASKS_DIR / "cofitune_piqa.yaml").read_text(encoding="utf-8")
+    (tmp_path / "cofitune_piqa.yaml").write_text(edit(text), encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        V.load_task_config("piqa", tasks_dir=tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -228,7 +256,7 @@ def test_full_task_names_are_accepted():
 def test_evaluate_versatility_schema_and_ranges(result):
     assert set(result["tasks"]) == {t for names in SUITES.values() for t in names}
     for name, task in result["tasks"].items():
-        assert task["metric"] == V.HEADLINE_METRIC[name]
+        assert task["metric"] == EXPECTED_METRIC[name]
         assert 0.0 <= task["score"] <= 100.0
         assert task["n"] == 5 and len(task["items"]) == 5
         assert all(0.0 <= x <= 1.0 for x in task["items"])
@@ -281,10 +309,15 @@ def test_two_choice_p_gold_agrees_with_lm_eval_accuracy_on_every_item(result):
 
 
 def test_continuous_vers_leaves_out_aspects_without_multiple_choice(result):
+    from cofitune import measures
+
     mc_aspects = [[t for t in names if t != "ifeval"] for names in SUITES.values()]
     expected = [sum(result["tasks"][t]["p_gold_score"] for t in ts) / len(ts) for ts in mc_aspects if ts]
-    assert result["vers_p"] == pytest.approx(sum(expected) / len(expected))
+    row = {"metrics": {"spec_items": [0.0], "suites": result["tasks"], "aspects_tasks": SUITES}}
+    assert measures.value(row, "VersP") == pytest.approx(sum(expected) / len(expected))
     assert "p_gold" not in result["tasks"]["ifeval"]
+    only_ifeval = {"metrics": {**row["metrics"], "aspects_tasks": {"instruction": ["ifeval"]}}}
+    assert measures.value(only_ifeval, "VersP") is None
 
 
 def test_choice_scores_refuse_a_disagreement_with_lm_eval():

@@ -298,7 +298,6 @@ def test_new_yaml_loads_into_task(name):
 
     from evaluators import versatility as V
 
-    assert V.TASKS[name] == f"cofitune_{name}" and V.HEADLINE_METRIC[name] in ("acc", "acc_norm")
     text = (V.TASKS_DIR / f"cofitune_{name}.yaml").read_text(encoding="utf-8")
     assert "/work/" not in text and V.REPO_ROOT_PLACEHOLDER in text
     cfg = V.load_task_config(name)
@@ -318,6 +317,26 @@ def test_new_yaml_loads_into_task(name):
         assert task.doc_to_text(docs[0]).endswith("\n答案：")
 
 
+FULL_SIZES = {"cmmlu": 11582, "ceval": 1346, "logiqa_zh": 651, "xcopa_zh": 500}
+
+
+@pytest.mark.parametrize("name", NEW_SUITES)
+def test_full_suite_is_the_complete_split_with_the_subsets_prompt(name):
+    """``<name>_full`` scores the complete split with the subset's prompt and metric, and the committed
+    200-item subset is its first 200 items (so subset and full results are comparable item by item)."""
+    from lm_eval.api.task import ConfigurableTask
+
+    from evaluators import versatility as V
+
+    full, sub = V.load_task_config(f"{name}_full"), V.load_task_config(name)
+    assert full["task"] == f"cofitune_{name}_full"
+    assert {k: v for k, v in full.items() if k not in ("task", "dataset_kwargs")} == \
+        {k: v for k, v in sub.items() if k not in ("task", "dataset_kwargs")}
+    full_docs = list(ConfigurableTask(config=full).eval_docs)
+    assert len(full_docs) == FULL_SIZES[name]
+    assert full_docs[:200] == list(ConfigurableTask(config=sub).eval_docs)
+
+
 # --------------------------------------------------------------------------- config
 
 def test_paper_config_validates(paper):
@@ -329,8 +348,10 @@ def test_paper_config_validates(paper):
     assert t["micro_batch"] * t["grad_accum"] == 256 and t["lr"] == 4.0e-5 and t["epochs"] == 3
     assert t["max_length"] == 512 and t["bf16"] is True
     assert paper["tasks"] == ["law", "math_zh", "cag"] and len(paper["models"]) >= 3
-    assert paper["evaluation"]["versatility"]["suites"] == {"knowledge": ["cmmlu", "ceval"],
-                                                            "reasoning": ["logiqa_zh", "xcopa_zh"]}
+    # the complete splits, not the 200-item CPU subsets
+    assert paper["evaluation"]["versatility"]["suites"] == {"knowledge": ["cmmlu_full", "ceval_full"],
+                                                            "reasoning": ["logiqa_zh_full", "xcopa_zh_full"]}
+    assert paper["evaluation"]["versatility"]["limit"] is None
 
 
 def test_paper_models_sheet():
