@@ -29,7 +29,7 @@ include: "rules/aggregate.smk"
 include: "rules/plots.smk"
 
 # Light bookkeeping runs on the submitting node, never as a cluster job (SLURM profile).
-localrules: write_run_config, write_train_config, search_level, search_grid, choose_region, aggregate_results,
+localrules: search_level, search_grid, choose_region, aggregate_results,
     plot_pareto, plot_search, plot_importance, all, search
 
 

@@ -28,7 +28,7 @@ def peak_tflops(override: float | None) -> float | None:
 def write(out: str, result: dict) -> None:
     from cofitune.provenance import collect
 
-    result["meta"] = collect(gpu=torch.cuda.get_device_name(0))
+    result["meta"] = collect(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "meta"}, indent=2))

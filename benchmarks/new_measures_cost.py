@@ -9,7 +9,7 @@ are inside both timings; their own cost is also timed on the real samples. Write
     python benchmarks/new_measures_cost.py --workdir /path/to/finished/demo --out benchmarks/new_measures_cost.json
 
 ``--workdir`` is a folder where the demo DAG has run (it needs results/models, results/data, results/probe,
-results/nltk_data and a run.json). The checkpoint defaults to the demo's cofitune row.
+results/nltk_data and the row's metrics.json, whose run config it reuses). The checkpoint defaults to the demo's cofitune row.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     a = p.parse_args()
     w = a.workdir.resolve()
     run_dir = w / "results/runs" / a.model / a.task / a.run
-    cfg = read_json(run_dir / "run.json")
+    cfg = read_json(run_dir / "metrics.json")["meta"]["run_config"]  # the run config it was evaluated with
     paths = {"model_dir": w / "results/models" / a.model / "base", "checkpoint": run_dir / "checkpoint",
              "test": w / "results/data" / a.task / "test.jsonl", "nltk_dir": w / "results/nltk_data"}
     probe = w / "results/probe" / f"{a.model}.json"

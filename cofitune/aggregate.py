@@ -333,6 +333,26 @@ def to_html(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def refuse_stale(metrics: list[str | Path], run_configs: list[str | Path]) -> None:
+    """Refuse a ``metrics.json`` whose recorded run configuration is not the current one (``run_configs``,
+    the rows' current config files, in the same order): a table never mixes stale rows with fresh ones.
+
+    Raises:
+        ValueError: naming the file, the row and every differing key.
+    """
+    from cofitune.config import config_differences
+
+    if len(metrics) != len(run_configs):
+        raise ValueError(f"{len(metrics)} metrics files but {len(run_configs)} run configs: give one per row")
+    for path, cfg_path in zip(metrics, run_configs):
+        recorded, current = read_json(path)["meta"]["run_config"], read_json(cfg_path)
+        changed = config_differences(recorded, current)
+        if changed:
+            raise ValueError(f"{path}: row {current['method']}/{current['variant']} is stale: it was computed under "
+                             f"another configuration than the current one ({'; '.join(changed)}). Re-run it "
+                             f"(snakemake re-runs it), or restore the configuration it was made with")
+
+
 def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: str | Path | None = None,
                  html: str | Path | None = None, uni: dict[str, float] | None = None,
                  claims_csv: str | Path | None = None, claims_md: str | Path | None = None) -> pd.DataFrame:

@@ -21,9 +21,16 @@ def _offline() -> None:
 def cmd_prepare_model(a) -> None:
     from cofitune.model import prepare_model, read_sheet
 
-    meta = prepare_model(a.name, read_sheet(a.sheet), a.out, a.meta)
+    meta = prepare_model(a.name, read_sheet(a.sheet), a.out, a.meta, sheet_path=a.sheet)
     log.info("prepared %s (%d layers, %.1fM params); sanity answer: %r", a.name, meta["n_layers"],
              meta["n_params"] / 1e6, meta["sanity"]["answer"])
+
+
+def cmd_fetch_models(a) -> None:
+    from cofitune.model import fetch_models
+
+    for name, folder in fetch_models(a.sheet, a.name).items():
+        log.info("fetched %s -> %s", name, folder)
 
 
 def cmd_prepare_data(a) -> None:
@@ -160,8 +167,10 @@ def cmd_search_grid(a) -> None:
 
 
 def cmd_aggregate(a) -> None:
-    from cofitune.aggregate import write_tables
+    from cofitune.aggregate import refuse_stale, write_tables
 
+    if a.run_configs is not None:
+        refuse_stale(a.metrics, a.run_configs)
     df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a), claims_csv=a.claims_csv,
                       claims_md=a.claims_md)
     log.info("table with %d rows -> %s", len(df), a.md)
@@ -195,8 +204,15 @@ def cmd_plot_importance(a) -> None:
 
 
 def cmd_report_capture(a) -> None:
-    from cofitune.report import capture, shown_payloads
+    from cofitune.report import capture, find_chromium, shown_payloads
 
+    if a.skip_without_browser:
+        try:
+            find_chromium()
+        except RuntimeError as err:
+            log.warning("report screenshot skipped (%s); %s is complete; with Chromium installed, `make screenshot` "
+                        "takes it", err, a.report)
+            return
     dom = capture(a.report, a.result, a.png)
     shown = shown_payloads(dom)
     if not shown:
@@ -205,6 +221,8 @@ def cmd_report_capture(a) -> None:
 
 
 def cmd_parity(a) -> None:
+    import torch
+
     from cofitune import vllm_backend
     from cofitune.data import read_examples
     from cofitune.evaluate import generate
@@ -217,7 +235,7 @@ def cmd_parity(a) -> None:
     examples = read_examples(a.test)[: a.n]
     scorer = get_scorer(a.evaluator)
     model, tok = load_for_eval(a.model_dir, a.checkpoint)
-    model = model.to("cuda")
+    model = model.to("cuda" if torch.cuda.is_available() else "cpu")  # a CPU build of vLLM runs on the host
     prompts = [build_prompt(e, a.template, tok) for e in examples]
     hf_texts, _ = generate(model, tok, prompts, max_new_tokens=a.max_new_tokens,
                            repetition_penalty=a.repetition_penalty)
@@ -272,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--meta", required=True, help="output JSON (sha256, sanity generation)")
     s.set_defaults(func=cmd_prepare_model)
 
+    s = sub.add_parser("fetch-models", help="download the sheet's hub models into the HF cache (needs internet)",
+                       description="Download the model sheet's `source: hub` entries (safetensors weights, configs, "
+                                   "tokenizer files) into the Hugging Face cache, on a node with internet. The "
+                                   "pipeline itself never downloads: prepare-model reads hub entries from this cache "
+                                   "(HF_HOME / HF_HUB_CACHE, shared with the compute nodes).")
+    s.add_argument("--sheet", required=True, help="model sheet YAML (e.g. config/paper_models.yaml)")
+    s.add_argument("--name", nargs="+", default=None, help="only these entries (default: every hub entry)")
+    s.set_defaults(func=cmd_fetch_models)
+
     s = sub.add_parser("prepare-data", help="normalise a task to {instruction,input,output} JSONL splits")
     s.add_argument("--sheet", required=True, help="task sheet YAML")
     s.add_argument("--root", default=".", help="folder that relative data paths resolve against")
@@ -297,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_importance)
 
     s = sub.add_parser("train", help="train one run (method/variant) and save its trainable tensors")
-    s.add_argument("--run-config", required=True, help="resolved run.json")
+    s.add_argument("--run-config", required=True, help="the row's resolved run config (results/config/run/<model>/<task>/<method>/<variant>.json)")
     s.add_argument("--model-dir", required=True)
     s.add_argument("--data", required=True, help="normalised train.jsonl")
     s.add_argument("--importance", nargs="*", help="importance files, max-merged (explicit list)")
@@ -354,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("aggregate", help="derive the comparison table from metrics files")
     s.add_argument("--metrics", nargs="+", required=True)
+    s.add_argument("--run-configs", nargs="+", default=None,
+                   help="each row's current run config (same order as --metrics): a metrics file made under "
+                        "another configuration is refused, naming the differing keys")
     s.add_argument("--csv", required=True)
     s.add_argument("--md", required=True)
     s.add_argument("--tex", default=None, help="LaTeX booktabs table (optional)")
@@ -380,8 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", required=True, help="report.html from `snakemake --report`")
     s.add_argument("--result", required=True, help="the result's path suffix, e.g. pareto.png")
     s.add_argument("--png", required=True, help="screenshot to write")
+    s.add_argument("--skip-without-browser", action="store_true",
+                   help="without Chromium on PATH, say so in one line and exit 0 (the demo; tests require it)")
     s.set_defaults(func=cmd_report_capture)
-    s = sub.add_parser("parity", help="compare HF and vLLM greedy generation on N test items (GPU)")
+    s = sub.add_parser("parity", help="compare HF and vLLM greedy generation on N test items (GPU, or vLLM's CPU build)")
     s.add_argument("--model-dir", required=True)
     s.add_argument("--checkpoint", default=None, help="a run's checkpoint folder (default: the base model)")
     s.add_argument("--test", required=True, help="prepared test.jsonl")
@@ -424,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(int(os.environ["COFITUNE_THREADS"]))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _offline()
+    if args.command != "fetch-models":  # the one command that downloads; everything else stays offline
+        _offline()
     try:
         status = args.func(args)
     except (ValueError, FileNotFoundError) as err:  # user errors: one clear line; bugs keep their traceback

@@ -3,18 +3,20 @@
 The Snakemake config is validated against ``workflow/schemas/config.schema.yaml`` (which fills
 defaults and rejects unknown keys); :func:`check_config` then checks what a schema cannot: method names
 and parameters against the registry, model and task names against their sheets. Each run's resolved
-config is a file (``run.json``) that training and evaluation take as input and hash into their results.
+config is a file (:func:`stage_config_path`, rewritten only when it changes) that training and evaluation take
+as input and hash into their results.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
 
 from cofitune.data import LOADERS
-from cofitune.io import sha256_text
+from cofitune.io import sha256_text, write_json
 from cofitune.methods import get_method, load_plugins
 from cofitune.model import read_sheet
 from cofitune.search import SEARCH_TRIAL_METHOD, Node, node_from_variant, node_variant
@@ -242,7 +244,7 @@ def method_for(config: dict, method: str, variant: str):
 
 
 def run_config(config: dict, model: str, task: str, method: str, variant: str, root: str | Path = ".") -> dict:
-    """Everything one run depends on, resolved (defaults filled), as written to ``run.json``."""
+    """Everything one run depends on, resolved (defaults filled), as written to its stage config file."""
     run = run_entry(config, method, variant)
     task_spec = read_task_sheet(Path(root) / config["tasks_sheet"], root)[task]
     instance = get_method(method).from_params(run.get("params"))
@@ -272,10 +274,86 @@ EVAL_KEYS = ("speciality", "versatility", "drift")
 
 
 def train_view(cfg: dict) -> dict:
-    """The part of a run config that training depends on (``train.json``): evaluation settings are left
+    """The part of a run config that training depends on (its ``train`` stage config): evaluation settings are left
     out, so editing them re-runs evaluations but never training."""
     return {k: v for k, v in cfg.items() if k not in EVAL_KEYS}
 
 
 def config_sha256(cfg: dict) -> str:
     return sha256_text(json.dumps(cfg, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- stage configs
+# Every job's configuration is an input file, rewritten when the DAG is built only when its content changes
+# (:func:`sync_stage_config`), so its time stamp tracks its content: an edit re-runs what depends on it under
+# every rerun trigger, mtime-only included (the SLURM profile's).
+
+STAGE_CONFIG_DIR = "results/config"
+#: stage kind -> the key that names one job's configuration (Snakemake wildcards)
+STAGE_KEYS = {"run": "{model}/{task}/{method}/{variant}", "train": "{model}/{task}/{method}/{variant}",
+              "data": "{task}", "importance": "{model}/{task}", "probe": "{model}", "search": "{model}/{task}",
+              "tables": "all"}
+
+
+def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> dict:
+    """What the jobs of one stage depend on in the config, resolved: the content of their config input.
+
+    ``run``: :func:`run_config` (evaluation); ``train``: its :func:`train_view`; ``data``: the split sizes
+    and sampling seed of one task; ``importance``: the importance pass's settings; ``probe``: the drift
+    probe's generation settings; ``search``: the tree search's settings and Uni's weights; ``tables``: Uni's
+    weights (the table's Uni column)."""
+    parts = key.split("/")
+    if kind in ("run", "train"):
+        cfg = run_config(config, *parts, root=root)
+        return cfg if kind == "run" else train_view(cfg)
+    if kind == "data":
+        spec = read_task_sheet(Path(root) / config["tasks_sheet"], root)[key]
+        return {"task": key, "n_train": task_size(config, spec, "n_train"),
+                "n_test": task_size(config, spec, "n_test"), "seed": config["seed"]}
+    if kind == "importance":
+        return {"model": parts[0], "task": parts[1], **config["importance"], "seed": config["seed"],
+                "max_length": config["train"]["max_length"], "template": config["train"]["template"]}
+    if kind == "probe":
+        return {"model": key, **{k: v for k, v in config["evaluation"]["drift"].items() if k != "enabled"}}
+    if kind == "search":
+        return {"model": parts[0], "task": parts[1], **config["search"], "uni": config["uni"]}
+    if kind == "tables":
+        return {"uni": config["uni"]}
+    raise ValueError(f"unknown stage config kind {kind!r}; known: {sorted(STAGE_KEYS)}")
+
+
+def stage_config_path(kind: str, key: str) -> str:
+    """``results/config/<kind>/<key>.json``, relative to the working directory."""
+    return f"{STAGE_CONFIG_DIR}/{kind}/{key}.json"
+
+
+def sync_stage_config(path: str | Path, content: dict) -> bool:
+    """Write ``content`` to ``path`` (atomically) unless the file already holds it; True when it wrote.
+
+    An unchanged configuration keeps its file and its time stamp, so nothing downstream re-runs; a changed
+    one gets a new time stamp, so everything downstream does, whatever the rerun triggers."""
+    path = Path(path)
+    if path.is_file():
+        try:
+            if json.loads(path.read_text(encoding="utf-8")) == content:
+                return False
+        except json.JSONDecodeError:
+            pass  # a torn or hand-edited file is replaced by the resolved configuration
+    write_json(path, content)
+    return True
+
+
+def _flat(d, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs between two configurations."""
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}"
+            for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]

@@ -12,6 +12,8 @@ Sources in the sheet (``config/models.yaml``):
 
 from __future__ import annotations
 
+import copy
+
 import importlib.util
 import json
 from pathlib import Path
@@ -40,6 +42,58 @@ def gguf_path(spec: dict) -> Path:
     return path
 
 
+#: what fetch-models downloads of a hub repository: weights as safetensors, configs and tokenizer files
+HUB_FILES = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt"]
+
+
+class HubModelMissing(ValueError):
+    """A hub model of the sheet is not in the local HF cache (the pipeline never downloads)."""
+
+
+def hub_snapshot(spec: dict, name: str = "", sheet_path: str | Path = "<model sheet>") -> Path:
+    """The local folder of a ``source: hub`` entry, from the HF cache only (``models--org--name/snapshots/``).
+
+    Raises:
+        HubModelMissing: one line naming the hub id, the cache folder and the command that fetches it.
+    """
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(spec["location"], revision=spec.get("revision"), local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise HubModelMissing(
+            f"hub model {spec['location']} ({name}) is not in the HF cache {constants.HF_HUB_CACHE}; fetch it on a "
+            f"node with internet: python -m cofitune fetch-models --sheet {sheet_path} --name {name}") from None
+
+
+def fetch_models(sheet_path: str | Path, names: list[str] | None = None) -> dict[str, Path]:
+    """Download the sheet's hub entries (all, or ``names``) into the HF cache; returns name -> snapshot folder.
+
+    Raises:
+        ValueError: a name is not in the sheet or is not a ``source: hub`` entry.
+    """
+    from huggingface_hub import snapshot_download
+
+    sheet = read_sheet(sheet_path)
+    hub = [n for n, s in sheet.items() if s["source"] == "hub"]
+    for n in names or []:
+        if n not in sheet:
+            raise ValueError(f"{sheet_path}: no model {n!r} (models: {sorted(sheet)})")
+        if sheet[n]["source"] != "hub":
+            raise ValueError(f"{sheet_path}: {n} has source {sheet[n]['source']!r}; only hub entries are fetched")
+    out = {}
+    for n in names or hub:
+        spec = sheet[n]
+        out[n] = Path(snapshot_download(spec["location"], revision=spec.get("revision"), allow_patterns=HUB_FILES))
+    return out
+
+
+def _local_folder(spec: dict) -> str:
+    """An hf-dir's folder, or a hub entry's snapshot in the HF cache."""
+    return str(hub_snapshot(spec)) if spec["source"] == "hub" else spec["location"]
+
+
 def _load_tokenizer(spec: dict, sheet: dict):
     from transformers import AutoTokenizer
 
@@ -48,7 +102,7 @@ def _load_tokenizer(spec: dict, sheet: dict):
     if spec["source"] == "gguf-package":
         path = gguf_path(spec)
         return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    return AutoTokenizer.from_pretrained(spec["location"])
+    return AutoTokenizer.from_pretrained(_local_folder(spec))
 
 
 def _build_model(spec: dict, sheet: dict) -> nn.Module:
@@ -64,17 +118,27 @@ def _build_model(spec: dict, sheet: dict) -> nn.Module:
     if spec["source"] == "gguf-package":
         path = gguf_path(spec)
         gguf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
-        # save_pretrained refuses GGUF-loaded models: rebuild from the config, copy the dequantised weights
-        model = AutoModelForCausalLM.from_config(gguf_model.config, dtype=dtype)
+        # save_pretrained refuses GGUF-loaded models: rebuild from the config, copy the dequantised weights. The
+        # weights are dense: drop the config's GGUF quantization entry, or the saved folder would claim to be
+        # quantised (vLLM refuses it: "Unknown quantization method: gguf")
+        config = copy.deepcopy(gguf_model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         model.load_state_dict(gguf_model.state_dict())
         model.generation_config = gguf_model.generation_config
         return model
-    return AutoModelForCausalLM.from_pretrained(spec["location"], dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(_local_folder(spec), dtype=dtype)
 
 
-def prepare_model(name: str, sheet: dict, out_dir: str | Path, meta_path: str | Path) -> dict:
-    """Materialise model ``name`` of the sheet as a safetensors HF folder and record its provenance."""
+def prepare_model(name: str, sheet: dict, out_dir: str | Path, meta_path: str | Path,
+                  sheet_path: str | Path = "<model sheet>") -> dict:
+    """Materialise model ``name`` of the sheet as a safetensors HF folder and record its provenance.
+
+    A hub entry is read from the HF cache only; a missing one fails at once (:class:`HubModelMissing`)."""
     spec = sheet[name]
+    if spec["source"] == "hub":
+        hub_snapshot(spec, name, sheet_path)
     model = _build_model(spec, sheet)
     tok = _load_tokenizer(spec, sheet)
     n_layers = model.config.num_hidden_layers
@@ -175,7 +239,7 @@ def read_sheet(path: str | Path) -> dict:
 
     path = Path(path)
     sheet = yaml.safe_load(path.read_text()) or {}
-    allowed = {"source", "package", "wheel", "file", "location", "dtype", "n_layers", "shape", "seed",
+    allowed = {"source", "package", "wheel", "file", "location", "revision", "dtype", "n_layers", "shape", "seed",
                "tokenizer_from", "description"}
     for name, spec in sheet.items():
         where = f"{path}: {name}"

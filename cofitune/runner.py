@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
               importance: list[str | Path], out: str | Path, region: str | Path | None = None) -> dict:
-    """Train the run described by ``run.json`` and save only its trainable tensors into ``out``.
+    """Train the run described by its run config (the train view) and save only its trainable tensors into ``out``.
 
     ``region``: the tree search's ``chosen.json``, required by methods with ``from_search: true``.
     Under torchrun (an initialised process group) every rank trains; rank 0 alone writes the log and the
@@ -120,7 +120,7 @@ def _publish(tmp: Path, out: Path) -> None:
 
 
 def run_record(cfg: dict, checkpoint_info: dict | None) -> dict:
-    """The ``run`` block of ``metrics.json``: identity from ``run.json``, params as the checkpoint was built
+    """The ``run`` block of ``metrics.json``: identity from the run config, params as the checkpoint was built
     with (a ``from_search`` run's region is only known at training time, from the search's chosen.json)."""
     run = {k: cfg[k] for k in ("model", "task", "method", "variant", "row", "params", "seed")}
     if checkpoint_info is not None:

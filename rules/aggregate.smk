@@ -1,6 +1,8 @@
 rule aggregate_results:
     input:
         metrics=[f"{RUN}/metrics.json".format(**r) for r in all_runs()],
+        run_configs=[config_input("run")(r) for r in all_runs()],
+        cfg=config_input("tables"),
     output:
         csv=report("results/tables/main.csv", caption="../workflow/report/main_table.rst", category="Tables",
                    labels={"table": "every number (CSV)"}),
@@ -17,5 +19,5 @@ rule aggregate_results:
         "logs/aggregate_results.log",
     shell:
         "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} "
-        "--tex {output.tex} --html {output.html} --claims-csv {output.claims_csv} --claims-md {output.claims_md} "
+        "--run-configs {input.run_configs} --tex {output.tex} --html {output.html} --claims-csv {output.claims_csv} --claims-md {output.claims_md} "
         "{params.uni} > {log} 2>&1"

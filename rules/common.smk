@@ -1,7 +1,7 @@
 import os
 
-from cofitune.config import (check_config, configured_runs, method_for, read_task_sheet, run_config, run_sources,
-                             task_size, train_view)
+from cofitune.config import (STAGE_KEYS, check_config, configured_runs, method_for, read_task_sheet, run_sources,
+                             stage_config, stage_config_path, sync_stage_config, task_size)
 from cofitune.probe import PROBE_SOURCES
 from cofitune.launch import launch_command
 from cofitune.methods import get_method, method_names
@@ -74,6 +74,18 @@ def importance_inputs(w):
 def probe_input(w):
     """The model's drift probe, when drift is measured."""
     return {"probe": f"results/probe/{w.model}.json"} if config["evaluation"]["drift"]["enabled"] else {}
+
+
+def config_input(kind):
+    """A job's configuration as an input file, (re)written while the DAG is built only when its content
+    changes: its time stamp tracks its content, so an edit re-runs the job under every rerun trigger,
+    mtime-only included. A dry run writes it too, so what it lists is what a real run would do."""
+    def path(w):
+        key = STAGE_KEYS[kind].format(**w)
+        out = stage_config_path(kind, key)
+        sync_stage_config(out, stage_config(config, kind, key, ROOT))
+        return out
+    return path
 
 
 def checkpoint_input(w):

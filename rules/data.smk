@@ -1,6 +1,7 @@
 rule prepare_data:
     input:
         sheet=TASKS_SHEET,
+        cfg=config_input("data"),
     output:
         train="results/data/{task}/train.jsonl",
         test="results/data/{task}/test.jsonl",

@@ -13,6 +13,7 @@ PROBE_DATA = os.path.join(ROOT, "resources", "data", "versatility")
 rule prepare_probe:
     """The drift probe's prompts with the base model's own greedy continuations, once per model."""
     input:
+        cfg=config_input("probe"),
         model=rules.prepare_model.output.folder,
         data=[os.path.join(PROBE_DATA, f"{s}.jsonl") for s in PROBE_SOURCES],
     output:
@@ -37,7 +38,7 @@ rule evaluate:
         unpack(checkpoint_input),
         unpack(probe_input),
         nltk=rules.prepare_nltk.output,
-        cfg=rules.write_run_config.output,
+        cfg=config_input("run"),
         model=rules.prepare_model.output.folder,
         model_meta=rules.prepare_model.output.meta,
         test=rules.prepare_data.output.test,

@@ -2,6 +2,7 @@ rule compute_importance:
     input:
         model=rules.prepare_model.output.folder,
         data=rules.prepare_data.output.train,
+        cfg=config_input("importance"),
     output:
         "results/importance/{model}/{task}.safetensors",
     params:

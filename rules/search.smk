@@ -33,6 +33,7 @@ checkpoint search_level:
     input:
         trials=lambda w: trial_metrics(w, children(level_parent(w), int(w.level), SEARCH["order"])),
         original=original_metrics,
+        cfg=config_input("search"),
     output:
         "results/search/{model}/{task}/level{level}.json",
     params:
@@ -51,6 +52,7 @@ rule search_grid:
     input:
         trials=lambda w: trial_metrics(w, all_nodes()),
         original=original_metrics,
+        cfg=config_input("search"),
     output:
         "results/search/{model}/{task}/grid.json",
     params:

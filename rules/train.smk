@@ -1,29 +1,6 @@
-rule write_run_config:
-    output:
-        f"{RUN}/run.json",
-    params:
-        cfg=lambda w: run_config(config, w.model, w.task, w.method, w.variant, ROOT),
-    run:
-        from cofitune.io import write_json
-
-        write_json(output[0], params.cfg)
-
-
-rule write_train_config:
-    """Only what training depends on: editing evaluation settings never re-trains."""
-    output:
-        f"{RUN}/train.json",
-    params:
-        cfg=lambda w: train_view(run_config(config, w.model, w.task, w.method, w.variant, ROOT)),
-    run:
-        from cofitune.io import write_json
-
-        write_json(output[0], params.cfg)
-
-
 rule train:
     input:
-        cfg=rules.write_train_config.output,
+        cfg=config_input("train"),
         model=rules.prepare_model.output.folder,
         data=rules.prepare_data.output.train,
         importance=importance_inputs,

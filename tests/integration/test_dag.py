@@ -26,8 +26,8 @@ def offline_env() -> dict[str, str]:
                 PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = offline_env()
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**offline_env(), **(env or {})}
     # --max-threads 1: a tiny model's job is mostly process start-up (single-threaded imports), so two
     # one-thread jobs side by side finish the DAG sooner than one two-thread job at a time.
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
@@ -210,11 +210,16 @@ def test_tree_search_levels_and_searched_run(dag_run):
                                       for n in index["names"])
 
 
-def dry_run_jobs(workdir: Path, tmp_path: Path, edit: str) -> dict[str, list[str]]:
-    """rule -> wildcards of the jobs `snakemake -n` would run after a config edit."""
+def dry_run_jobs(workdir: Path, tmp_path: Path, edit: str, *args: str) -> dict[str, list[str]]:
+    """rule -> wildcards of the jobs `snakemake -n` would run after a config edit, in a copy of ``workdir``
+    (time stamps kept): a dry run writes the configuration files it resolves, and the module's run stays as it
+    was. The copy is at ``tmp_path / "work"``."""
+    copy = tmp_path / "work"
+    if copy != workdir:
+        shutil.copytree(workdir, copy, symlinks=True)
     extra = tmp_path / "edit.yaml"
     extra.write_text(edit)  # config files merge key by key
-    proc = snakemake(workdir, "-n", "--configfile", str(ROOT / "config/test.yaml"), str(extra))
+    proc = snakemake(copy, "-n", *args, "--configfile", str(ROOT / "config/test.yaml"), str(extra))
     jobs: dict[str, list[str]] = {}
     rule = None
     for line in (proc.stdout + proc.stderr).splitlines():
@@ -228,16 +233,33 @@ def dry_run_jobs(workdir: Path, tmp_path: Path, edit: str) -> dict[str, list[str
     return jobs
 
 
-def test_editing_evaluation_settings_never_retrains(dag_run, tmp_path):
-    jobs = dry_run_jobs(dag_run, tmp_path, "evaluation: {versatility: {max_gen_toks: 9}}\n")
+def changed_configs(before: Path, after: Path) -> list[str]:
+    """The stage config files (``results/config/<kind>/...``) whose content differs between two workdirs."""
+    base = after / "results/config"
+    return sorted(p.relative_to(base).as_posix() for p in base.rglob("*.json")
+                  if not (before / "results/config" / p.relative_to(base)).is_file()
+                  or p.read_text() != (before / "results/config" / p.relative_to(base)).read_text())
+
+
+# the default triggers, and the SLURM profile's (workflow/profiles/slurm: file times only): a job's configuration
+# is an input file named by its content's hash, so an edit is a missing input under either
+TRIGGERS = pytest.mark.parametrize("triggers", [(), ("--rerun-triggers", "mtime")], ids=["default", "mtime"])
+
+
+@TRIGGERS
+def test_editing_evaluation_settings_never_retrains(dag_run, tmp_path, triggers):
+    jobs = dry_run_jobs(dag_run, tmp_path, "evaluation: {versatility: {max_gen_toks: 9}}\n", *triggers)
     assert len(jobs["evaluate"]) >= 2 * 10 and "compute_importance" not in jobs
     # the only re-training: the searched rows, whose region the (re-evaluated) tree search picks
     assert all("method=cofitune, variant=searched" in wc for wc in jobs.get("train", [])), jobs.get("train")
-    assert "write_train_config" not in jobs
+    changed = changed_configs(dag_run, tmp_path / "work")
+    assert changed and {c.split("/")[0] for c in changed} == {"run"}, changed
 
 
-def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path):
-    jobs = dry_run_jobs(dag_run, tmp_path, "train: {lr: 0.03}\n")
+@TRIGGERS
+def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path, triggers):
+    jobs = dry_run_jobs(dag_run, tmp_path, "train: {lr: 0.03}\n", *triggers)
+    assert {c.split("/")[0] for c in changed_configs(dag_run, tmp_path / "work")} == {"run", "train"}
     assert len(jobs["train"]) >= 2 * 8  # every trained row of both models (the search trials too)
     assert all("method=original" not in wc for wcs in jobs.values() for wc in wcs)
     for untouched in ("prepare_model", "prepare_data", "compute_importance", "plot_importance", "prepare_nltk"):
@@ -347,15 +369,89 @@ class AttnOnly(Method):
 '''
 
 
-def test_a_new_method_is_one_file(tmp_path):
-    plugin = tmp_path / "attn_only.py"
+@pytest.fixture(scope="module")
+def plugin_on_hub_model(tmp_path_factory):
+    """One small DAG: a throwaway one-file method on a `source: hub` model that lives only in a local HF cache
+    (the layout `fetch-models` leaves: models--org--name/{refs/main, snapshots/<rev>/}), fully offline."""
+    from cofitune.model import prepare_model, read_sheet
+
+    tmp = tmp_path_factory.mktemp("hub")
+    tiny = tmp / "tiny"
+    prepare_model("tiny-llama-8", read_sheet(ROOT / "config/test_models.yaml"), tiny, tmp / "tiny.json")
+    repo = tmp / "hub" / "models--cofitune-test--tiny-llama"
+    shutil.copytree(tiny, repo / "snapshots" / ("ab" * 20))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("ab" * 20)
+    sheet = tmp / "models.yaml"
+    sheet.write_text("tiny-hub:\n  source: hub\n  location: cofitune-test/tiny-llama\n  n_layers: 8\n")
+    plugin = tmp / "attn_only.py"
     plugin.write_text(THROWAWAY)
-    extra = tmp_path / "plugin.yaml"
-    extra.write_text(f"method_plugins: ['{plugin}']\nmodels: [tiny-llama-8]\nsearch: {{enabled: false}}\n"
+    extra = tmp / "plugin.yaml"
+    extra.write_text(f"method_plugins: ['{plugin}']\nmodels_sheet: {sheet}\nmodels: [tiny-hub]\n"
+                     "search: {enabled: false}\n"
                      "methods:\n  - {method: original, variant: base}\n  - {method: attn_only, variant: all}\n")
-    work = tmp_path / "work"
-    snakemake(work, "--configfile", str(ROOT / "config/test.yaml"), str(extra))
+    work = tmp / "work"
+    snakemake(work, "--configfile", str(ROOT / "config/test.yaml"), str(extra), env={"HF_HUB_CACHE": str(tmp / "hub")})
+    return work, repo
+
+
+def test_a_new_method_is_one_file(plugin_on_hub_model):
+    work, _ = plugin_on_hub_model
     df = pd.read_csv(work / "results/tables/main.csv")
     assert list(zip(df.method, df.variant)) == [("original", "base"), ("attn_only", "all")]
-    index = json.loads((work / "results/runs/tiny-llama-8/squad/attn_only/all/checkpoint/trainable.json").read_text())
+    index = json.loads((work / "results/runs/tiny-hub/squad/attn_only/all/checkpoint/trainable.json").read_text())
     assert len(index["names"]) == 8 * 4 and all(".self_attn." in n for n in index["names"])
+
+
+def test_a_hub_model_runs_end_to_end_offline_from_the_hf_cache(plugin_on_hub_model):
+    from safetensors.torch import load_file
+
+    work, repo = plugin_on_hub_model
+    meta = json.loads((work / "results/models/tiny-hub/base.json").read_text())
+    assert meta["source"] == "hub" and meta["n_layers"] == 8
+    snapshot = next((repo / "snapshots").iterdir())
+    got, want = (load_file(d / "model.safetensors") for d in (work / "results/models/tiny-hub/base", snapshot))
+    assert set(got) == set(want) and all(bool((got[k] == want[k]).all()) for k in want)
+    metrics = json.loads((work / "results/runs/tiny-hub/squad/original/base/metrics.json").read_text())
+    assert metrics["run"]["model"] == "tiny-hub" and metrics["metrics"]["suites"]
+
+
+def test_a_hard_killed_run_resumes_after_unlock_to_the_same_table(dag_run, tmp_path):
+    """SIGKILL of the whole run mid-training leaves Snakemake's lock: the rerun is refused until `--unlock`,
+    then finishes without redoing finished jobs, and its table equals, cell for cell, the table of the same
+    rows of an uninterrupted run."""
+    import signal
+    import time
+
+    extra = tmp_path / "small.yaml"
+    extra.write_text("models: [tiny-llama-8]\nsearch: {enabled: false}\n"
+                     "methods:\n  - {method: original, variant: base}\n  - {method: full_sft, variant: all}\n")
+    work = tmp_path / "work"
+    args = ["--configfile", str(ROOT / "config/test.yaml"), str(extra)]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "--max-threads", "1", *args]
+    proc = subprocess.Popen(cmd, env=offline_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    train_log = work / "logs/train/tiny-llama-8/squad/full_sft/all.log"
+    deadline = time.monotonic() + 1200  # a hang guard only
+    while not (train_log.exists() and " training " in train_log.read_text()) and proc.poll() is None:
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (work / "results/runs/tiny-llama-8/squad/full_sft/all/checkpoint/trainable.safetensors").exists()
+    refused = snakemake(work, *args, check=False)
+    assert refused.returncode != 0 and "cannot be locked" in refused.stdout + refused.stderr
+    snakemake(work, *args, "--unlock")
+    resumed = snakemake(work, *args, "--rerun-incomplete")
+    jobs = resumed.stdout + resumed.stderr
+    assert "rule train:" in jobs and "rule prepare_model:" not in jobs and "rule prepare_data:" not in jobs
+    # the uninterrupted reference: the same two rows of the module's full run, aggregated alone
+    runs = [f"results/runs/tiny-llama-8/squad/{r}/metrics.json" for r in ("original/base", "full_sft/all")]
+    ref = tmp_path / "ref.csv"
+    subprocess.run([sys.executable, "-m", "cofitune", "aggregate", "--metrics", *(str(dag_run / r) for r in runs),
+                    "--csv", str(ref), "--md", str(tmp_path / "ref.md")], check=True, env=offline_env())
+    got = pd.read_csv(work / "results/tables/main.csv").drop(columns=["sources"])
+    want = pd.read_csv(ref).drop(columns=["sources"])
+    pd.testing.assert_frame_equal(got, want)

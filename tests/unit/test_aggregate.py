@@ -12,6 +12,7 @@ from cofitune.aggregate import build_table, to_latex, to_markdown, write_tables
 from cofitune.stats import bootstrap_ci, paired_bootstrap_ci
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc", "piqa"]}
+REPO = Path(__file__).resolve().parents[2]
 GOLDEN_CSV = Path(__file__).parent / "golden" / "main_table.csv"
 
 
@@ -234,3 +235,31 @@ def test_seed_rows_report_seed_and_item_components(tmp_path):
     assert df.at["cofitune", "Vers_sd_seed"] == 0.0  # the same versatility items in every seed
     assert np.isnan(df.at["full_sft", "Spec_sd_seed"])  # one seed: not measured
     assert "seeds vs items" in to_markdown(build_table(paths))
+
+
+def test_a_stale_metrics_file_is_refused_naming_the_row_and_key(tmp_path):
+    """The aggregation guard: a metrics.json made under another run configuration than the current one."""
+    import subprocess
+    import sys
+
+    from cofitune.io import read_json, write_json
+
+    baselines = REPO / "results/baselines/tiny/tiny-llama-8/squad"
+    metrics = [baselines / "original/base.json", baselines / "full_sft/all.json"]
+    current = []
+    for i, path in enumerate(metrics):
+        cfg = read_json(path)["meta"]["run_config"]
+        if cfg["method"] == "full_sft":
+            cfg["train"]["lr"] = 0.5  # the config was edited after this row was computed
+        current.append(tmp_path / f"run{i}.json")
+        write_json(current[-1], cfg)
+    out = tmp_path / "main.csv"
+    args = [sys.executable, "-m", "cofitune", "aggregate", "--metrics", *map(str, metrics), "--run-configs",
+            *map(str, current), "--csv", str(out), "--md", str(tmp_path / "main.md")]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and not out.exists() and not (tmp_path / "main.md").exists()
+    assert "full_sft/all.json: row full_sft/all is stale" in proc.stderr and "train.lr: 0.02 -> 0.5" in proc.stderr
+    fresh = [p for p in current if read_json(p)["method"] == "original"]
+    proc = subprocess.run([*args[:5], str(metrics[0]), "--run-configs", str(fresh[0]), *args[-4:]],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr

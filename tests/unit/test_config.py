@@ -85,7 +85,7 @@ def test_sheet_errors(tmp_path):
 
 
 def test_run_config_holds_only_what_the_run_depends_on(config):
-    """Staleness: `original` does not train, so train.* is not in its run.json (editing lr leaves it alone)."""
+    """Staleness: `original` does not train, so train.* is not in its run config (editing lr leaves it alone)."""
     orig = run_config(config, "smollm2-135m", "squad", "original", "base", ROOT)
     cofi = run_config(config, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
     assert "train" not in orig and cofi["train"]["lr"] == config["train"]["lr"]
@@ -144,7 +144,7 @@ def test_seeds_must_be_unique():
 
 
 def test_train_view_ignores_evaluation_settings(config):
-    """Staleness: train.json (the train rule's input) does not change when only evaluation settings do."""
+    """Staleness: the train view (the train rule's config input) does not change when only evaluation settings do."""
     before = train_view(run_config(config, "smollm2-135m", "squad", "full_sft", "all", ROOT))
     edited = copy.deepcopy(config)
     edited["evaluation"]["versatility"]["max_gen_toks"] = 7
@@ -214,3 +214,57 @@ def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
     cfg["seeds"] = [1, 2]  # seeded rows train under other seeds than the search's: no reuse
     validate(cfg, SCHEMA)
     assert trial_variant(cfg, Node("bottom2", "ffn")) == "node.ffn.bottom2"
+
+
+# --------------------------------------------------------------------------- stage configs (staleness)
+
+def test_each_stage_config_changes_exactly_with_what_its_jobs_depend_on(config):
+    from cofitune.config import STAGE_KEYS, stage_config
+
+    keys = {"run": "smollm2-135m/squad/full_sft/all", "train": "smollm2-135m/squad/full_sft/all", "data": "squad",
+            "importance": "smollm2-135m/squad", "probe": "smollm2-135m", "search": "smollm2-135m/squad",
+            "tables": "all"}
+    assert set(keys) == set(STAGE_KEYS)
+    before = {k: stage_config(config, k, key, ROOT) for k, key in keys.items()}
+    edits = {  # edit -> the kinds whose jobs depend on it
+        ("train", "lr"): {"run", "train"},
+        ("importance", "dropout"): {"importance"},
+        ("data", "n_test"): {"data"},
+        ("uni", "spec"): {"search", "tables"},
+    }
+    for (section, key), kinds in edits.items():
+        edited = copy.deepcopy(config)
+        edited[section][key] = edited[section][key] * 2 + 1
+        after = {k: stage_config(edited, k, kk, ROOT) for k, kk in keys.items()}
+        assert {k for k in keys if after[k] != before[k]} == kinds, (section, key)
+    edited = copy.deepcopy(config)
+    edited["evaluation"]["drift"]["max_new_tokens"] = 3
+    after = {k: stage_config(edited, k, kk, ROOT) for k, kk in keys.items()}
+    assert {k for k in keys if after[k] != before[k]} == {"run", "probe"}
+
+
+def test_a_stage_config_is_rewritten_only_when_its_content_changes(tmp_path):
+    """mtime tracks content: the same content keeps the file (and its time stamp); another one replaces it."""
+    import os
+
+    from cofitune.config import stage_config_path, sync_stage_config
+    from cofitune.io import read_json
+
+    path = tmp_path / stage_config_path("train", "m/t/full_sft/all")
+    assert path.relative_to(tmp_path).as_posix() == "results/config/train/m/t/full_sft/all.json"
+    assert sync_stage_config(path, {"lr": 1}) is True
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # an old file
+    assert sync_stage_config(path, {"lr": 1}) is False and path.stat().st_mtime_ns == 1_000_000_000
+    assert sync_stage_config(path, {"lr": 2}) is True and read_json(path) == {"lr": 2}
+    assert path.stat().st_mtime_ns > 1_000_000_000
+    path.write_text("{torn")
+    assert sync_stage_config(path, {"lr": 2}) is True and read_json(path) == {"lr": 2}
+
+
+def test_config_differences_name_every_changed_key():
+    from cofitune.config import config_differences
+
+    old = {"train": {"lr": 1e-4, "epochs": 2}, "seed": 1, "params": {"r": 8}}
+    new = {"train": {"lr": 3e-4, "epochs": 2}, "seed": 1, "params": {"r": 8, "alpha": 16}}
+    assert config_differences(old, new) == ["params.alpha: '(absent)' -> 16", "train.lr: 0.0001 -> 0.0003"]
+    assert config_differences(old, copy.deepcopy(old)) == []

@@ -197,7 +197,7 @@ def test_trial_node_reads_the_region_from_the_run():
 
 
 def test_metrics_record_the_region_a_searched_run_trained():
-    """run.json holds the configured defaults; the checkpoint holds the region the search chose."""
+    """The run config holds the configured defaults; the checkpoint holds the region the search chose."""
     from cofitune.runner import run_record
 
     cfg = {"model": "m", "task": "t", "method": "cofitune", "variant": "searched", "row": "searched", "seed": 1,

