@@ -183,38 +183,52 @@ def hierarchical_mean_ci(matrix, n_boot: int = N_BOOT, seed: int = SEED) -> tupl
 
 
 def variance_components(matrix) -> dict[str, float]:
-    """Seed and item components of a (seeds, items) score matrix (one-way random effects, moments).
+    """Seed and item components of a (seeds, items) score matrix whose seeds all scored the same items
+    (a crossed design, as every row of this pipeline is: moments of the two-way random-effects model).
 
     ``seed``: the variance of a single seed's mean that comes from the seed alone (training randomness);
-    ``item``: the per-item residual variance. The variance of the grand mean over S seeds and n items is
-    ``seed / S + item / (S * n)``.
+    ``item``: the per-item variance around a seed's mean (so ``item / n`` is the item-sampling variance of
+    one seed's mean). The seeds' means differ by the seed effect plus only the seed x item interaction, since
+    the items are shared, so the interaction (the two-way residual), not the whole item variance, is what is
+    taken out of their spread.
     """
     x = np.asarray(matrix, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
         raise ValueError(f"variance components need at least 2 seeds and 2 items, got shape {x.shape}")
     s, n = x.shape
     seed_means = x.mean(axis=1)
+    resid = x - seed_means[:, None] - x.mean(axis=0)[None, :] + x.mean()
+    interaction = float((resid ** 2).sum() / ((s - 1) * (n - 1)))
     within = float(((x - seed_means[:, None]) ** 2).sum() / (s * (n - 1)))
     between = float(seed_means.var(ddof=1))
-    return {"seed": max(between - within / n, 0.0), "item": within, "seeds": s, "items": n}
+    return {"seed": max(between - interaction / n, 0.0), "item": within, "seeds": s, "items": n}
 
 
 def seed_variance(data: Mapping[str, Sequence], stat: Callable[[dict[str, np.ndarray]], float],
                   n_boot: int = 200, seed: int = SEED) -> dict[str, float]:
-    """The seed and item components of the variance of one seed's ``stat`` (any measure, moments).
+    """The seed and item components of the variance of one seed's ``stat`` (any measure, moments), for seeds
+    that all scored the same items (a crossed design, as every row of this pipeline is).
 
-    ``item``: the mean over seeds of the items-only bootstrap variance of that seed's value; ``seed``: the
-    variance of the per-seed values beyond it (floored at 0). The variance of the mean over S seeds is
-    ``(seed + item) / S``; more items shrink only ``item``, more seeds shrink both.
+    ``item``: the item-sampling variance of one seed's value (items bootstrapped); ``seed``: the variance of
+    the per-seed values beyond what the seed x item interaction explains (floored at 0). Because the items
+    are shared, the part of the item noise common to all seeds does not separate their values: the bootstrap
+    draws one item index set for all seeds and measures how much the seeds' deviations from their mean move.
+    More items shrink only ``item``; more seeds shrink ``seed``.
     """
     d = _as_2d(data)
     s = _seed_counts(d)
     if s < 2:
         raise ValueError(f"seed variance needs at least 2 seeds, got {s}")
     values = [stat({k: x[i] for k, x in d.items()}) for i in range(s)]
-    item = float(np.mean([bootstrap_delta({k: x[i] for k, x in d.items()}, None, stat, n_boot=n_boot,
-                                          seed=seed + i).var(ddof=1) for i in range(s)]))
-    return {"seed": max(float(np.var(values, ddof=1)) - item, 0.0), "item": item, "seeds": s}
+    rng = np.random.default_rng(seed)
+    boots = np.empty((n_boot, s))
+    for r in range(n_boot):
+        items = {k: rng.integers(0, x.shape[1], size=x.shape[1]) for k, x in d.items()}
+        boots[r] = [stat({k: x[i][items[k]] for k, x in d.items()}) for i in range(s)]
+    item = float(boots.var(axis=0, ddof=1).mean())
+    deviations = boots - boots.mean(axis=1, keepdims=True)
+    interaction = float(deviations.var(axis=0, ddof=1).mean()) * s / (s - 1)
+    return {"seed": max(float(np.var(values, ddof=1)) - interaction, 0.0), "item": item, "seeds": s}
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -107,6 +107,25 @@ def test_variance_components_recover_a_known_seed_variance():
     assert np.mean([e["item"] for e in est]) == pytest.approx(item_sd ** 2, abs=0.01)
 
 
+def test_variance_components_on_shared_items_keep_the_seed_variance():
+    """Every seed of a row scores the same items, and items differ a lot in difficulty: the item effect is
+    common to all seeds and must not be taken out of the seeds' spread (it would hide the seed variance)."""
+    rng = np.random.default_rng(7)
+    seed_sd, item_sd, noise_sd, s, n = 0.3, 3.0, 0.5, 3, 200
+    est, sv = [], []
+    for k in range(300):
+        x = rng.normal(0, seed_sd, (s, 1)) + rng.normal(0, item_sd, (1, n)) + rng.normal(0, noise_sd, (s, n))
+        est.append(stats.variance_components(x)["seed"])
+        if k < 60:
+            sv.append(stats.seed_variance({"x": x}, mean_of("x"), n_boot=200, seed=k)["seed"])
+    assert np.mean(est) == pytest.approx(seed_sd ** 2, abs=0.015)
+    assert np.mean(sv) == pytest.approx(seed_sd ** 2, rel=0.35)
+    # the item-sampling variance of one seed's mean still counts the item effect
+    x = rng.normal(0, seed_sd, (s, 1)) + rng.normal(0, item_sd, (1, n)) + rng.normal(0, noise_sd, (s, n))
+    item = stats.seed_variance({"x": x}, mean_of("x"), n_boot=400, seed=1)["item"]
+    assert item == pytest.approx((item_sd ** 2 + noise_sd ** 2) / n, rel=0.3)
+
+
 def test_hierarchical_bootstrap_carries_the_seed_variance():
     rng = np.random.default_rng(4)
     seed_sd, item_sd, s, n = 0.5, 1.0, 5, 200
