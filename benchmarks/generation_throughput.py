@@ -16,6 +16,7 @@ import torch
 from _gpu import write
 from cofitune import vllm_backend
 from cofitune.data import read_examples
+from cofitune.distributed import device as compute_device
 from cofitune.evaluate import generate
 from cofitune.model import load_for_eval
 from cofitune.prompt import build_prompt
@@ -31,7 +32,7 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/generation_throughput.json")
     a = p.parse_args()
     vllm_backend.require_vllm("benchmarks/generation_throughput.py")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(compute_device())
     model, tok = load_for_eval(a.model_dir, None)
     model.to(device)
     prompts = [build_prompt(e, "alpaca", tok) for e in read_examples(a.test)[: a.n]]

@@ -221,10 +221,9 @@ def cmd_report_capture(a) -> None:
 
 
 def cmd_parity(a) -> None:
-    import torch
-
     from cofitune import vllm_backend
     from cofitune.data import read_examples
+    from cofitune.distributed import device
     from cofitune.evaluate import generate
     from cofitune.io import write_json
     from cofitune.model import load_for_eval
@@ -235,7 +234,7 @@ def cmd_parity(a) -> None:
     examples = read_examples(a.test)[: a.n]
     scorer = get_scorer(a.evaluator)
     model, tok = load_for_eval(a.model_dir, a.checkpoint)
-    model = model.to("cuda" if torch.cuda.is_available() else "cpu")  # a CPU build of vLLM runs on the host
+    model = model.to(device())  # the GPU, or the host for vLLM's CPU build
     prompts = [build_prompt(e, a.template, tok) for e in examples]
     hf_texts, _ = generate(model, tok, prompts, max_new_tokens=a.max_new_tokens,
                            repetition_penalty=a.repetition_penalty)
