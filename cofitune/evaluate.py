@@ -9,16 +9,37 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from cofitune.prompt import build_prompt
 from cofitune.stats import bootstrap_ci
 
 
+class RowRepetitionPenalty(LogitsProcessor):
+    """HF's repetition penalty (CTRL's rule: a seen token's logit divided by ``penalty`` when positive,
+    multiplied when negative) over each row's own tokens: the ``n_pad[b]`` left-padding positions of row b
+    are not counted. HF's built-in processor counts them, so a prompt padded next to a longer neighbour has
+    its pad token (often its EOS) penalized, and its text depends on the batch; vLLM penalizes prompt and
+    output tokens only."""
+
+    def __init__(self, penalty: float, n_pad: torch.Tensor):
+        self.penalty, self.n_pad = penalty, n_pad
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        counted = (positions[None, :] >= self.n_pad.to(input_ids.device)[:, None]) & (input_ids < vocab)
+        seen = torch.zeros_like(scores).scatter_add_(1, input_ids.clamp(max=vocab - 1), counted.to(scores.dtype)) > 0
+        penalized = torch.where(scores < 0, scores * self.penalty, scores / self.penalty)
+        return torch.where(seen, penalized, scores)
+
+
 @torch.no_grad()
 def generate(model: nn.Module, tok, prompts: list[str], *, batch_size: int = 16, max_new_tokens: int = 64,
              repetition_penalty: float = 1.2, progress: bool = True) -> tuple[list[str], int]:
-    """Greedy generation, left-padded batches sorted by length. Returns texts (input order) and the
-    number of generated tokens."""
+    """Greedy generation, left-padded batches sorted by length, the repetition penalty over each prompt's
+    own tokens (:class:`RowRepetitionPenalty`). Returns texts (input order) and the number of generated
+    tokens."""
     tok.padding_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
@@ -26,8 +47,9 @@ def generate(model: nn.Module, tok, prompts: list[str], *, batch_size: int = 16,
     for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress):
         idx = order[start:start + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-        out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                             repetition_penalty=repetition_penalty, pad_token_id=tok.pad_token_id)
+        penalty = LogitsProcessorList([RowRepetitionPenalty(repetition_penalty, (enc["attention_mask"] == 0).sum(1))])
+        out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, logits_processor=penalty,
+                             pad_token_id=tok.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]  # (B, new)
         n_new += int((new != tok.pad_token_id).sum())
         for i, row in zip(idx, new):

@@ -198,8 +198,10 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
         if spec_vllm or vers_vllm:  # lazily: vLLM is an optional GPU extra, never a silent fallback
             from cofitune import vllm_backend
 
-            vllm_backend.require_vllm("evaluation.speciality.backend" if spec_vllm
-                                      else "evaluation.versatility.generation_backend")
+            if spec_vllm:
+                vllm_backend.require_vllm("evaluation.speciality.backend")
+            if vers_vllm:
+                vllm_backend.require_vllm("evaluation.versatility.generation_backend", lm_eval=True)
             folder = stack.enter_context(vllm_backend.exported(model, tok))
             llm = vllm_backend.make_llm(folder, seed=cfg["seed"]) if spec_vllm else None
         spec = evaluate_speciality(

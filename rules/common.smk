@@ -1,6 +1,6 @@
 import os
 
-from cofitune.config import (STAGE_KEYS, check_config, configured_runs, method_for, read_task_sheet, run_sources,
+from cofitune.config import (STAGE_KEYS, check_config, config_tasks, configured_runs, method_for, run_sources,
                              stage_config, stage_config_path, sync_stage_config, task_size)
 from cofitune.probe import PROBE_SOURCES
 from cofitune.launch import launch_command
@@ -15,7 +15,7 @@ check_config(config, ROOT)  # method params, sheet names: fail before any job ru
 # sheets resolve against the repository, so `--directory elsewhere` keeps working
 MODELS_SHEET = os.path.join(ROOT, config["models_sheet"])
 TASKS_SHEET = os.path.join(ROOT, config["tasks_sheet"])
-TASK_SPECS = read_task_sheet(TASKS_SHEET, ROOT)
+TASK_SPECS = config_tasks(config, ROOT)  # the sheet with the config's task_overrides
 
 PY = "python -m cofitune"
 RUN_ID = "{model}/{task}/{method}/{variant}"

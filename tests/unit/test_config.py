@@ -268,3 +268,35 @@ def test_config_differences_name_every_changed_key():
     new = {"train": {"lr": 3e-4, "epochs": 2}, "seed": 1, "params": {"r": 8, "alpha": 16}}
     assert config_differences(old, new) == ["params.alpha: '(absent)' -> 16", "train.lr: 0.0001 -> 0.0003"]
     assert config_differences(old, copy.deepcopy(old)) == []
+
+
+# --------------------------------------------------------------------------- task overrides
+
+def test_task_overrides_replace_the_sheet_sizes_and_budget_for_one_task(config):
+    from cofitune.config import config_tasks, stage_config
+
+    plain = config_tasks(config, ROOT)["squad"]
+    assert plain["max_new_tokens"] == 24 and "n_test" not in plain
+    cfg = copy.deepcopy(config)
+    cfg["task_overrides"] = {"squad": {"n_train": 5, "n_test": 3, "max_new_tokens": 2}}
+    validate(cfg, SCHEMA)
+    check_config(cfg, ROOT)
+    spec = config_tasks(cfg, ROOT)["squad"]
+    assert (spec["n_train"], spec["n_test"], spec["max_new_tokens"]) == (5, 3, 2)
+    assert stage_config(cfg, "data", "squad", ROOT) == {"task": "squad", "n_train": 5, "n_test": 3, "seed": 1234}
+    assert run_config(cfg, "smollm2-135m", "squad", "full_sft", "all", ROOT)["speciality"]["max_new_tokens"] == 2
+
+
+def test_a_task_override_for_a_task_not_in_the_sheet_is_named(config):
+    cfg = copy.deepcopy(config)
+    cfg["task_overrides"] = {"chess": {"n_test": 3}}
+    validate(cfg, SCHEMA)
+    with pytest.raises(ValueError, match=r"config key task_overrides.chess: 'chess' is not in the task sheet"):
+        check_config(cfg, ROOT)
+
+
+def test_a_task_override_takes_only_sizes_and_budget(config):
+    cfg = copy.deepcopy(config)
+    cfg["task_overrides"] = {"squad": {"loader": "squad"}}
+    with pytest.raises(WorkflowError, match="'loader' was unexpected"):
+        validate(cfg, SCHEMA)

