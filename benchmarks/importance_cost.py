@@ -1,4 +1,4 @@
-"""Cost of the importance pass (two gated forward passes + backward to the gates, method.md section 3)
+"""Cost of the importance pass (two gated forward passes + backward to the gates, docs/method.md section 3)
 next to one Full SFT step over the same batches, side by side in one run. Runs on CUDA when present,
 else on CPU (`--device cpu` to force), and says which in the JSON.
 

@@ -1,7 +1,7 @@
 """Speciality data: validated JSONL reading and normalisation to ``{instruction, input, output}``.
 
 Every line is checked; a bad line raises ``DataError("file:line: what is wrong")`` (the release
-silently replaced corrupt lines with the previous sample, method.md section 6.8).
+silently replaced corrupt lines with the previous sample, docs/method.md section 6, item 8).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Multi-process training and importance under ``torchrun`` (method.md section 4, GPU scale).
+"""Multi-process training and importance under ``torchrun`` (docs/method.md section 4, GPU scale).
 
 ``python -m cofitune train|importance ...`` runs as one process as before; launched by
 ``torchrun --nproc_per_node=N -m cofitune ...`` it joins a process group (NCCL on CUDA, gloo on CPU) and
@@ -15,7 +15,7 @@ Why FSDP2 and not DeepSpeed ZeRO-3: it is native torch (no extra dependency, lau
 works with plain ``torchrun``), and its per-parameter DTensor sharding on dim 0 means a rank's shard is
 a block of whole rows, so the row soft-mask is applied by slicing the mask, exactly. ZeRO-3 shards a
 flattened concatenation of parameters; masking that flat partition per unit needs index bookkeeping,
-and doing it naively is the release's defect 6.1 (method.md section 3, ``mask_layout: tiled``).
+and doing it naively is the release's defect 1 (docs/method.md section 6, ``mask_layout: tiled``).
 """
 
 from __future__ import annotations

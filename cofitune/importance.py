@@ -1,4 +1,4 @@
-"""Fine level, part 1: unit importance from gate gradients of a label-free KL proxy (method.md section 3).
+"""Fine level, part 1: unit importance from gate gradients of a label-free KL proxy (docs/method.md section 3).
 
 Gates are all-ones tensors attached with forward hooks (no copied model class):
 

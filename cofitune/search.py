@@ -1,4 +1,4 @@
-"""Coarse tree search over (layer range x module set) regions (method.md section 2).
+"""Coarse tree search over (layer range x module set) regions (docs/method.md section 2).
 
 Level 1 compares the three half-depth ranges (all modules), level 2 the quarter ranges inside the
 winner, level 3 the module sets inside the winning range (``order="range-first"``, the default); with

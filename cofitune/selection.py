@@ -1,7 +1,7 @@
 """Coarse level: which (layer range x module set) region is trainable.
 
 Layer ranges are fractions of the model depth N, never typed layer lists: 0-indexed layer ``i`` is in
-``(a*N, b*N]`` when ``floor(a*N) <= i < floor(b*N)`` (method.md section 2).
+``(a*N, b*N]`` when ``floor(a*N) <= i < floor(b*N)`` (docs/method.md section 2).
 """
 
 from __future__ import annotations

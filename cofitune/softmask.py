@@ -4,7 +4,7 @@
 ``1 - I_output[l, i]``, q/k/v rows of head ``h`` use ``1 - I_head[l, h]``. For grouped-query k/v the rows
 of a key/value head take the max importance of the query heads that share it (protect if any needs it).
 
-Targets (method.md section 3):
+Targets (docs/method.md section 3):
 
 * ``grad``   scale the gradient after backward, before clipping and the optimiser step (the paper's);
 * ``update`` scale the optimiser's update: ``theta <- theta_before + (1 - I) * (theta_after - theta_before)``.

@@ -1,4 +1,4 @@
-# Coarse tree search (method.md section 2). Trials are coarse_only runs named node.<modules>.<layers>
+# Coarse tree search (docs/method.md section 2). Trials are coarse_only runs named node.<modules>.<layers>
 # (or the configured coarse_only row of the same region: trained once); they reuse the train/evaluate rules
 # and share the model's `original` evaluation.
 import json

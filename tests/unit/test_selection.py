@@ -5,7 +5,7 @@ import pytest
 from cofitune.selection import MODULE_SETS, freeze_all_but, layer_range, module_names, trainable_names
 from tests.conftest import tiny_llama
 
-# method.md section 2; the N=32/40 columns and the N=60 bottom2 cell are the authors' hard-coded tables.
+# docs/method.md section 2; the N=32/40 columns and the N=60 bottom2 cell are the authors' hard-coded tables.
 ORACLE = {
     "all": {32: (0, 31), 40: (0, 39), 60: (0, 59)},
     "bottom-plus": {32: (0, 15), 40: (0, 19), 60: (0, 29)},
