@@ -26,7 +26,7 @@ def peak_tflops(override: float | None) -> float | None:
 
 
 def write(out: str, result: dict) -> None:
-    from cofitune.provenance import collect
+    from cofitune.pipeline.provenance import collect
 
     result["meta"] = collect(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

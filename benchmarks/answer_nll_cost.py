@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cofitune.data import read_examples
-from cofitune.evaluate import answer_nll
-from cofitune.model import load_base
-from cofitune.prompt import build_prompt
+from cofitune.core.prompt import build_prompt
+from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.evaluate import answer_nll
+from cofitune.pipeline.model import load_base
 
 
 @torch.no_grad()
@@ -68,7 +68,7 @@ def main() -> None:
               "batch_size": a.batch_size, "reference_s": ref_s, "cofitune_s": got_s,
               "speedup": ref_s / got_s, "max_abs_item_diff_nats": diff,
               "mean_nll_reference": sum(ref) / len(ref), "mean_nll_cofitune": sum(got) / len(got)}
-    from cofitune.provenance import collect
+    from cofitune.pipeline.provenance import collect
 
     result["meta"] = collect()
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import torch
-
 from _gpu import write
-from cofitune.data import read_examples
-from cofitune.evaluate import evaluate_speciality
-from cofitune.model import load_for_eval
+
+from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.evaluate import evaluate_speciality
+from cofitune.pipeline.model import load_for_eval
 from evaluators.speciality import get_scorer
 from evaluators.versatility import evaluate_versatility
 

@@ -15,14 +15,14 @@ import argparse
 import time
 
 import torch
-
 from _gpu import write
-from cofitune import vllm_backend
-from cofitune.data import read_examples
-from cofitune.distributed import device as compute_device
-from cofitune.evaluate import generate
-from cofitune.model import load_for_eval
-from cofitune.prompt import build_prompt
+
+from cofitune.core.distributed import device as compute_device
+from cofitune.core.prompt import build_prompt
+from cofitune.pipeline import vllm_backend
+from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.evaluate import generate
+from cofitune.pipeline.model import load_for_eval
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ def skip_reason(stage: str, a: argparse.Namespace) -> str | None:
     if stage in a.skip:
         return "left out with --skip"
     if stage == "throughput":
-        from cofitune.vllm_backend import vllm_unavailable_reason
+        from cofitune.pipeline.vllm_backend import vllm_unavailable_reason
 
         return vllm_unavailable_reason()
     return None
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-selfcheck-") as tmp:
         report = selfcheck(a, Path(tmp))
     report["wall_s"] = time.monotonic() - t0
-    from cofitune.provenance import collect
+    from cofitune.pipeline.provenance import collect
 
     report["meta"] = collect(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from _gpu import peak_tflops, require_cuda, write
-from cofitune.data import read_examples
-from cofitune.importance import unit_shapes
-from cofitune.methods import get_method
-from cofitune.model import load_base
-from cofitune.trainer import TrainConfig, train
+
+from cofitune.core.importance import unit_shapes
+from cofitune.core.methods import get_method
+from cofitune.core.trainer import TrainConfig, train
+from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.model import load_base
 
 
 def measure(model_dir, examples, method, params, steps, micro_batch, device) -> dict:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from cofitune.data import read_examples
-from cofitune.importance import compute_importance
-from cofitune.model import load_base
-from cofitune.trainer import TrainConfig, batches, tokenize_example, train
+from cofitune.core.importance import compute_importance
+from cofitune.core.trainer import TrainConfig, batches, tokenize_example, train
+from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.model import load_base
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
               "importance_s": imp_s, "importance_tokens_per_s": n_tokens / imp_s,
               "full_sft_epoch_s": sft_s, "full_sft_tokens_per_s": n_tokens / sft_s,
               "ratio_importance_over_full_sft_time": imp_s / sft_s}
-    from cofitune.provenance import collect
+    from cofitune.pipeline.provenance import collect
 
     result["meta"] = collect()
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")

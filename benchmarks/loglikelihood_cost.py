@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from cofitune.model import load_base
+from cofitune.pipeline.model import load_base
 from evaluators import versatility as V
 
 LIMITS = {"mmlu": 80, "arc_easy": 80, "hellaswag": 60, "piqa": 80}  # config/config.yaml's demo limits

@@ -2,7 +2,7 @@
 
 Writes JSON with tokens/s of ``full_sft`` vs ``cofitune`` (FFN in bottom2, update-target soft-mask) and
 of bf16 autocast vs fp32, plus the ratios. bf16 training is measured only where the CPU computes bf16
-natively (AVX512-BF16/AMX: ``cofitune.trainer.native_bf16``); elsewhere the JSON records why, next to a
+natively (AVX512-BF16/AMX: ``cofitune.core.trainer.native_bf16``); elsewhere the JSON records why, next to a
 1024x1024 matmul in both dtypes, which shows the emulation cost that makes ``train.bf16: true`` an error
 there. Usage (after ``make demo`` prepared the model and data):
 
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from cofitune.data import read_examples
-from cofitune.importance import unit_shapes
-from cofitune.methods import get_method
-from cofitune.model import load_base
-from cofitune.provenance import collect
-from cofitune.trainer import TrainConfig, native_bf16, train
+from cofitune.core.importance import unit_shapes
+from cofitune.core.methods import get_method
+from cofitune.core.trainer import TrainConfig, native_bf16, train
+from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.model import load_base
+from cofitune.pipeline.provenance import collect
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, seconds: float = 1.0) -> float:

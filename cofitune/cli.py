@@ -19,7 +19,7 @@ def _offline() -> None:
 
 
 def cmd_prepare_model(a) -> None:
-    from cofitune.model import prepare_model, read_sheet
+    from cofitune.pipeline.model import prepare_model, read_sheet
 
     meta = prepare_model(a.name, read_sheet(a.sheet), a.out, a.meta, sheet_path=a.sheet)
     log.info("prepared %s (%d layers, %.1fM params); sanity answer: %r", a.name, meta["n_layers"],
@@ -27,15 +27,15 @@ def cmd_prepare_model(a) -> None:
 
 
 def cmd_fetch_models(a) -> None:
-    from cofitune.model import fetch_models
+    from cofitune.pipeline.model import fetch_models
 
     for name, folder in fetch_models(a.sheet, a.name).items():
         log.info("fetched %s -> %s", name, folder)
 
 
 def cmd_prepare_data(a) -> None:
-    from cofitune.config import read_task_sheet
-    from cofitune.data import prepare_task
+    from cofitune.pipeline.config import read_task_sheet
+    from cofitune.pipeline.data import prepare_task
 
     sheet = read_task_sheet(a.sheet, a.root)
     if a.task not in sheet:
@@ -47,11 +47,12 @@ def cmd_prepare_data(a) -> None:
 def cmd_importance(a) -> None:
     import torch
 
-    from cofitune import distributed
-    from cofitune.data import read_examples
-    from cofitune.importance import compute_importance, save_importance
-    from cofitune.model import load_base
-    from cofitune.trainer import TrainConfig, batches, tokenize_example
+    from cofitune.core import distributed
+    from cofitune.core.importance import compute_importance
+    from cofitune.core.trainer import TrainConfig, batches, tokenize_example
+    from cofitune.pipeline.artifacts import save_importance
+    from cofitune.pipeline.data import read_examples
+    from cofitune.pipeline.model import load_base
 
     with distributed.session() as multi:  # torchrun: each rank takes a shard of the batches
         torch.manual_seed(a.seed)
@@ -76,36 +77,38 @@ def cmd_importance(a) -> None:
 
 
 def cmd_train(a) -> None:
-    from cofitune import distributed
-    from cofitune.io import read_json
-    from cofitune.runner import combine_run, train_run
+    from cofitune.core import distributed
+    from cofitune.pipeline.io import read_json
+    from cofitune.pipeline.runner import combine_run, train_run
 
     with distributed.session():  # torchrun: train.distributed (ddp | fsdp2) over all ranks; rank 0 saves
-        if read_json(a.run_config)["trains"]:
+        kind = read_json(a.run_config)["kind"]
+        if kind == "trained":
             train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out, region=a.region)
-        elif a.sources:
+        elif kind == "post_hoc" and a.sources:
             if distributed.is_main():  # post-hoc: nothing to parallelise
                 combine_run(a.run_config, a.model_dir, a.sources, a.out)
             distributed.barrier()
         else:
-            raise ValueError(f"{a.run_config}: method neither trains nor combines source checkpoints")
+            raise ValueError(f"{a.run_config}: a {kind} run has no checkpoint to build"
+                             + (" (post_hoc: --sources is empty)" if kind == "post_hoc" else ""))
 
 
 def cmd_evaluate(a) -> None:
-    from cofitune.runner import evaluate_run
+    from cofitune.pipeline.runner import evaluate_run
 
     evaluate_run(a.run_config, a.model_dir, a.checkpoint, a.test, a.out, a.predictions, a.nltk_dir,
                  model_meta=a.model_meta, data_meta=a.data_meta, probe=a.probe)
 
 
 def cmd_sync_readme(a) -> None:
-    from cofitune.readme import sync
+    from cofitune.reporting.readme import sync
 
     log.info("%s: %d generated block(s) rewritten", a.readme, sync(Path(a.readme), Path(a.root)))
 
 
 def cmd_prepare_probe(a) -> None:
-    from cofitune.runner import probe_run
+    from cofitune.pipeline.runner import probe_run
 
     probe_run(a.model_dir, a.data_dir, a.out, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
               batch_size=a.batch_size)
@@ -122,8 +125,8 @@ def _uni(a) -> dict[str, float]:
 
 
 def _read_trials(paths: list[str]) -> dict:
-    from cofitune.io import read_json
-    from cofitune.search import trial_node
+    from cofitune.pipeline.io import read_json
+    from cofitune.pipeline.search import trial_node
 
     trials = {}
     for path in paths:
@@ -146,10 +149,11 @@ def _log_decision(what: str, record: dict) -> None:
 
 
 def cmd_search_level(a) -> None:
-    from cofitune.io import read_json, write_json
-    from cofitune.search import ROOT, Node, decide_level
+    from cofitune.core.search import ROOT, Node
+    from cofitune.pipeline.io import read_json, write_json
+    from cofitune.pipeline.search import decide_level
 
-    parent = ROOT if a.parent is None else Node(*reversed(a.parent.split("@")))
+    parent = ROOT if a.parent is None else Node.parse(a.parent)
     record = decide_level(a.level, parent, _read_trials(a.trials), read_json(a.original), criterion=a.criterion,
                           min_vers_pct=a.min_vers_pct, order=a.order, uni=_uni(a))
     write_json(a.out, record)
@@ -157,8 +161,8 @@ def cmd_search_level(a) -> None:
 
 
 def cmd_search_grid(a) -> None:
-    from cofitune.io import read_json, write_json
-    from cofitune.search import decide_grid
+    from cofitune.pipeline.io import read_json, write_json
+    from cofitune.pipeline.search import decide_grid
 
     record = decide_grid(_read_trials(a.trials), read_json(a.original), criterion=a.criterion,
                          min_vers_pct=a.min_vers_pct, uni=_uni(a))
@@ -167,7 +171,7 @@ def cmd_search_grid(a) -> None:
 
 
 def cmd_aggregate(a) -> None:
-    from cofitune.aggregate import refuse_stale, write_tables
+    from cofitune.reporting.aggregate import refuse_stale, write_tables
 
     if a.run_configs is not None:
         refuse_stale(a.metrics, a.run_configs)
@@ -179,7 +183,7 @@ def cmd_aggregate(a) -> None:
 def cmd_plot_pareto(a) -> None:
     import pandas as pd
 
-    from cofitune.plots import pareto_plot
+    from cofitune.reporting.plots import pareto_plot
 
     df = pd.read_csv(a.table, dtype={"setting": str})
     block = df[(df.model == a.model) & (df.task == a.task)]
@@ -189,8 +193,8 @@ def cmd_plot_pareto(a) -> None:
 
 
 def cmd_plot_search(a) -> None:
-    from cofitune.io import read_json
-    from cofitune.plots import search_plot
+    from cofitune.pipeline.io import read_json
+    from cofitune.reporting.plots import search_plot
 
     records = [read_json(p) for p in a.levels]
     search_plot(records[0] if len(records) == 1 and "parent" not in records[0] else records, a.png, a.svg,
@@ -198,13 +202,13 @@ def cmd_plot_search(a) -> None:
 
 
 def cmd_plot_importance(a) -> None:
-    from cofitune.plots import importance_heatmap, load_importance_for_plot
+    from cofitune.reporting.plots import importance_heatmap, load_importance_for_plot
 
     importance_heatmap(load_importance_for_plot(a.importance), a.png, a.svg, title=a.title)
 
 
 def cmd_report_capture(a) -> None:
-    from cofitune.report import capture, find_chromium, shown_payloads
+    from cofitune.reporting.report import capture, find_chromium, shown_payloads
 
     if a.skip_without_browser:
         try:
@@ -221,13 +225,13 @@ def cmd_report_capture(a) -> None:
 
 
 def cmd_parity(a) -> None:
-    from cofitune import vllm_backend
-    from cofitune.data import read_examples
-    from cofitune.distributed import device
-    from cofitune.evaluate import generate
-    from cofitune.io import write_json
-    from cofitune.model import load_for_eval
-    from cofitune.prompt import build_prompt
+    from cofitune.core.distributed import device
+    from cofitune.core.prompt import build_prompt
+    from cofitune.pipeline import vllm_backend
+    from cofitune.pipeline.data import read_examples
+    from cofitune.pipeline.evaluate import generate
+    from cofitune.pipeline.io import write_json
+    from cofitune.pipeline.model import load_for_eval
     from evaluators.speciality import get_scorer
 
     vllm_backend.require_vllm("parity (--backend vllm)")
@@ -256,7 +260,7 @@ def cmd_parity(a) -> None:
 
 
 def cmd_bench(a) -> int:
-    from cofitune import bench
+    from cofitune.reporting import bench
 
     if a.refresh:
         out = bench.refresh(a.suite, cores=a.cores, workdir=a.workdir)

@@ -258,7 +258,7 @@ def load_task_config(
 
 def head_sliced_lm(model: Any, tokenizer: Any, batch_size: int) -> Any:
     """lm-eval's ``HFLM`` over ``model``, whose loglikelihoods project only the continuation-predicting
-    positions through the LM head (:func:`cofitune.evaluate.continuation_logits`).
+    positions through the LM head (:func:`cofitune.pipeline.evaluate.continuation_logits`).
 
     lm-eval builds, truncates and caches the requests as usual; only the model call differs. HFLM computes
     the vocabulary projection and a log-softmax at every position of every request, although a
@@ -280,7 +280,7 @@ def _sliced_loglikelihoods(lm: Any, requests: list, disable_tqdm: bool) -> list[
     import torch
     import torch.nn.functional as F
 
-    from cofitune.evaluate import continuation_logits
+    from cofitune.pipeline.evaluate import continuation_logits
 
     sequences: list[tuple[list[int], int]] = []
     which: list[int] = []  # request -> its sequence

@@ -1,10 +1,10 @@
 import os
 
-from cofitune.config import (STAGE_KEYS, check_config, config_tasks, configured_runs, method_for, run_sources,
+from cofitune.pipeline.config import (STAGE_KEYS, check_config, config_tasks, configured_runs, method_for, run_sources,
                              stage_config, stage_config_path, sync_stage_config, task_size)
-from cofitune.probe import PROBE_SOURCES
-from cofitune.launch import launch_command
-from cofitune.methods import get_method, method_names
+from cofitune.pipeline.probe import PROBE_SOURCES
+from cofitune.pipeline.launch import launch_command
+from cofitune.core.methods import get_method, method_names
 
 # No network at run time: every stage reads local files only.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -42,8 +42,7 @@ def all_runs():
 
 def has_checkpoint(w):
     """Trained runs and post-hoc combinations (Wise-FT) have a checkpoint; `original` does not."""
-    method = method_for(config, w.method, w.variant)
-    return method.trains or bool(method.sources())
+    return method_for(config, w.method, w.variant).kind != "reference"
 
 
 def source_inputs(w):
@@ -60,7 +59,7 @@ def search_targets():
 
 def region_input(w):
     """The search's chosen region, for runs configured with from_search: true."""
-    if getattr(method_for(config, w.method, w.variant), "from_search", False):
+    if method_for(config, w.method, w.variant).from_search:
         return [f"results/search/{w.model}/{w.task}/chosen.json"]
     return []
 

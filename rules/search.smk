@@ -3,8 +3,8 @@
 # and share the model's `original` evaluation.
 import json
 
-from cofitune.config import SEARCH_TRIAL_METHOD, reference_variant, trial_variant
-from cofitune.search import ROOT as TREE_ROOT, Node, all_nodes, children
+from cofitune.pipeline.config import SEARCH_TRIAL_METHOD, reference_variant, trial_variant
+from cofitune.core.search import ROOT as TREE_ROOT, Node, all_nodes, children
 
 SEARCH = config["search"]
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 SANE = '''
 from dataclasses import dataclass
 
-from cofitune.methods import Method, register
+from cofitune.core.methods import Method, register
 
 
 @register("ffn_region")
@@ -34,7 +34,7 @@ class FfnRegion(Method):
 BROKEN = '''
 from dataclasses import dataclass
 
-from cofitune.methods import Method, register
+from cofitune.core.methods import Method, register
 
 
 @register("head_blaster")

@@ -202,7 +202,7 @@ def test_tree_search_levels_and_searched_run(dag_run):
         assert (params["layers"], params["modules"]) == (chosen["layers"], chosen["modules"])
         index = json.loads((dag_run / "results/runs" / model / "squad/cofitune/searched/checkpoint/trainable.json")
                            .read_text())
-        from cofitune.selection import layer_range, module_names
+        from cofitune.core.selection import layer_range, module_names
 
         layers = set(layer_range(chosen["layers"], n_layers))
         mods = set(module_names(chosen["modules"]))
@@ -273,7 +273,7 @@ def test_exhaustive_mode_is_a_static_dag_of_the_whole_grid(tmp_path):
     """`search: {mode: exhaustive}` plans all 8 ranges x 3 module sets per model up front (no checkpoint
     level), one grid decision and one chosen region per model; the trial whose region is the configured
     coarse_only row is that row, trained once."""
-    from cofitune.search import all_nodes
+    from cofitune.core.search import all_nodes
 
     work = tmp_path / "work"
     work.mkdir()
@@ -308,7 +308,7 @@ def test_paper_config_plans_three_scales_by_three_tasks(tmp_path):
 def test_report_opens_in_chromium_with_table_and_pareto_plot(dag_run):
     from PIL import Image
 
-    from cofitune.report import capture, shown_payloads
+    from cofitune.reporting.report import capture, shown_payloads
 
     proc = snakemake(dag_run, "--report", "results/report.html")
     report = dag_run / "results/report.html"
@@ -356,7 +356,7 @@ def test_cli_bad_input_exits_nonzero_with_place_and_no_output(tmp_path):
 THROWAWAY = '''
 from dataclasses import dataclass
 
-from cofitune.methods import Method, register
+from cofitune.core.methods import Method, register
 
 
 @register("attn_only")
@@ -373,7 +373,7 @@ class AttnOnly(Method):
 def plugin_on_hub_model(tmp_path_factory):
     """One small DAG: a throwaway one-file method on a `source: hub` model that lives only in a local HF cache
     (the layout `fetch-models` leaves: models--org--name/{refs/main, snapshots/<rev>/}), fully offline."""
-    from cofitune.model import prepare_model, read_sheet
+    from cofitune.pipeline.model import prepare_model, read_sheet
 
     tmp = tmp_path_factory.mktemp("hub")
     tiny = tmp / "tiny"

@@ -64,12 +64,12 @@ def test_hf_and_vllm_generate_the_same_texts_on_100_squad_items(smollm2):
 
 def test_lm_eval_generation_through_the_vllm_wrapper(smollm2):
     python = vllm_python()
-    probe = run(python, "-c", "from cofitune.vllm_backend import lm_eval_vllm_unavailable_reason as r; print(r() or '')")
+    probe = run(python, "-c", "from cofitune.pipeline.vllm_backend import lm_eval_vllm_unavailable_reason as r; print(r() or '')")
     assert probe.returncode == 0, probe.stderr[-3000:]
     if probe.stdout.strip():
         pytest.skip(f"lm-eval generation through vLLM not exercised: {probe.stdout.strip()}")
-    code = ("from pathlib import Path; import json; from cofitune.model import load_for_eval; "
-            "from cofitune import vllm_backend as v; from evaluators.versatility import evaluate_versatility; "
+    code = ("from pathlib import Path; import json; from cofitune.pipeline.model import load_for_eval; "
+            "from cofitune.pipeline import vllm_backend as v; from evaluators.versatility import evaluate_versatility; "
             f"m, t = load_for_eval({str(smollm2 / 'base')!r}, None); "
             f"lm = v.lm_eval_model(Path({str(smollm2 / 'base')!r}), max_gen_toks=32); "
             "r = evaluate_versatility(m, t, {'instruction': ['ifeval']}, limit=3, max_gen_toks=32, "

@@ -4,12 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-import pandas as pd
-
-from cofitune.aggregate import build_table, to_latex, to_markdown, write_tables
-from cofitune.stats import bootstrap_ci, paired_bootstrap_ci
+from cofitune.reporting.aggregate import build_table, to_latex, to_markdown, write_tables
+from cofitune.reporting.stats import bootstrap_ci, paired_bootstrap_ci
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc", "piqa"]}
 REPO = Path(__file__).resolve().parents[2]
@@ -141,7 +140,7 @@ def test_paired_ci_is_tighter_than_unpaired():
 
 
 def test_paired_comparisons_of_identical_and_shifted_rows_are_exact():
-    from cofitune.measures import compare_rows, record
+    from cofitune.reporting.measures import compare_rows, record
 
     rng = np.random.default_rng(1)
     suites = {n: {"items": rng.integers(0, 2, 30).tolist()} for n in ("mmlu", "arc", "piqa")}
@@ -242,7 +241,7 @@ def test_a_stale_metrics_file_is_refused_naming_the_row_and_key(tmp_path):
     import subprocess
     import sys
 
-    from cofitune.io import read_json, write_json
+    from cofitune.pipeline.io import read_json, write_json
 
     baselines = REPO / "results/baselines/tiny/tiny-llama-8/squad"
     metrics = [baselines / "original/base.json", baselines / "full_sft/all.json"]

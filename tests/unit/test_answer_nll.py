@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from cofitune.evaluate import answer_nll
-from cofitune.prompt import build_prompt
+from cofitune.core.prompt import build_prompt
+from cofitune.pipeline.evaluate import answer_nll
 from tests.conftest import make_examples, tiny_llama
 
 

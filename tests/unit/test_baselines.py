@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from cofitune.importance import unit_shapes
-from cofitune.methods import get_method
-from cofitune.model import save_trainable
-from cofitune.trainer import TrainConfig, train
+from cofitune.core.importance import unit_shapes
+from cofitune.core.methods import get_method
+from cofitune.core.trainer import TrainConfig, train
+from cofitune.pipeline.model import load_trainable, save_trainable
 from tests.conftest import make_examples, tiny_llama
 
 CFG = TrainConfig(lr=1e-2, micro_batch=4, grad_accum=1, epochs=1, max_length=64)
@@ -46,7 +46,7 @@ def test_wise_ft_endpoints_and_midpoint(word_tokenizer, tmp_path):
     base = dict(tiny_llama(vocab=len(word_tokenizer)).named_parameters())
     for alpha in (0.0, 1.0, 0.5):
         model = tiny_llama(vocab=len(word_tokenizer))
-        written = get_method("wise_ft").from_params({"alpha": alpha}).combine(model, [tmp_path])
+        written = get_method("wise_ft").from_params({"alpha": alpha}).combine(model, [load_trainable(tmp_path)])
         assert written == names
         for n, p in model.named_parameters():
             expected = {0.0: base[n], 1.0: dict(tuned.named_parameters())[n]}.get(alpha)

@@ -5,7 +5,7 @@ import math
 import pytest
 import yaml
 
-from cofitune.bench import compare, load_suite, to_markdown
+from cofitune.reporting.bench import compare, load_suite, to_markdown
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc"]}
 
@@ -145,7 +145,7 @@ def test_a_baseline_without_the_measure_asks_for_a_refresh():
 
 
 def test_a_stale_baseline_is_refused(tmp_path):
-    from cofitune.bench import check_fresh
+    from cofitune.reporting.bench import check_fresh
 
     path = tmp_path / "ref.json"
     path.write_text('{"meta": {"code_sha256": "0000"}}')
@@ -158,7 +158,7 @@ def test_the_committed_tiny_baselines_were_produced_by_this_code():
     import json
     from pathlib import Path
 
-    from cofitune.bench import check_fresh
+    from cofitune.reporting.bench import check_fresh
 
     root = Path(__file__).resolve().parents[2] / "results" / "baselines" / "tiny"
     for name in json.loads((root / "MANIFEST.json").read_text())["files"]:

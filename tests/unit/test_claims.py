@@ -10,8 +10,8 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")
 
-from cofitune.aggregate import build_table
-from cofitune.claims import build_claims, claims_markdown
+from cofitune.reporting.aggregate import build_table
+from cofitune.reporting.claims import build_claims, claims_markdown
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc"]}
 N = 60

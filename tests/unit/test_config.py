@@ -8,8 +8,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cofitune.config import check_config, configured_runs, read_task_sheet, run_config, run_sources, train_view
-from cofitune.model import read_sheet
+from cofitune.pipeline.config import check_config, configured_runs, read_task_sheet, run_config, run_sources, train_view
+from cofitune.pipeline.model import read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
@@ -65,7 +65,7 @@ def test_run_config_resolves_defaults(config):
     rc = run_config(config, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
     assert rc["params"] == {"layers": "bottom2", "modules": "ffn", "mask_units": ["up_proj", "down_proj"],
                             "target": "update", "layout": "rows", "from_search": False}
-    assert rc["needs_importance"] and rc["trains"]
+    assert rc["needs_importance"] and rc["kind"] == "trained"
     assert rc["speciality"]["max_new_tokens"] == 24  # from the task sheet
     assert rc["train"]["seed"] == config["seed"]
 
@@ -162,7 +162,7 @@ def _cli(entries: list[str]) -> dict:
 def test_nested_cli_overrides_are_typed_by_the_schema(config):
     from snakemake.utils import update_config
 
-    from cofitune.config import coerce_cli_scalars
+    from cofitune.pipeline.config import coerce_cli_scalars
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     over = _cli(['search={enabled: true, mode: exhaustive, min_vers_pct: 95}',
                  'train={lr: 1e-4, bf16: auto, clip: null}',
@@ -180,7 +180,7 @@ def test_nested_cli_overrides_are_typed_by_the_schema(config):
 
 
 def test_cli_strings_the_schema_cannot_read_still_fail_with_their_key(config):
-    from cofitune.config import coerce_cli_scalars
+    from cofitune.pipeline.config import coerce_cli_scalars
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     config["search"] = {"enabled": "treu"}
     config["methods"][0]["variant"] = "1234"  # a string where a string belongs stays a string
@@ -192,8 +192,8 @@ def test_cli_strings_the_schema_cannot_read_still_fail_with_their_key(config):
 
 def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
     """The DAG trains a region once: a coarse_only row with exactly a trial's region is that trial."""
-    from cofitune.config import trial_variant
-    from cofitune.search import Node
+    from cofitune.core.search import Node
+    from cofitune.pipeline.config import trial_variant
 
     cfg = copy.deepcopy(config)
     cfg["methods"] = [{"method": "original", "variant": "base"},
@@ -219,7 +219,7 @@ def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
 # --------------------------------------------------------------------------- stage configs (staleness)
 
 def test_each_stage_config_changes_exactly_with_what_its_jobs_depend_on(config):
-    from cofitune.config import STAGE_KEYS, stage_config
+    from cofitune.pipeline.config import STAGE_KEYS, stage_config
 
     keys = {"run": "smollm2-135m/squad/full_sft/all", "train": "smollm2-135m/squad/full_sft/all", "data": "squad",
             "importance": "smollm2-135m/squad", "probe": "smollm2-135m", "search": "smollm2-135m/squad",
@@ -247,8 +247,8 @@ def test_a_stage_config_is_rewritten_only_when_its_content_changes(tmp_path):
     """mtime tracks content: the same content keeps the file (and its time stamp); another one replaces it."""
     import os
 
-    from cofitune.config import stage_config_path, sync_stage_config
-    from cofitune.io import read_json
+    from cofitune.pipeline.config import stage_config_path, sync_stage_config
+    from cofitune.pipeline.io import read_json
 
     path = tmp_path / stage_config_path("train", "m/t/full_sft/all")
     assert path.relative_to(tmp_path).as_posix() == "results/config/train/m/t/full_sft/all.json"
@@ -262,7 +262,7 @@ def test_a_stage_config_is_rewritten_only_when_its_content_changes(tmp_path):
 
 
 def test_config_differences_name_every_changed_key():
-    from cofitune.config import config_differences
+    from cofitune.pipeline.io import config_differences
 
     old = {"train": {"lr": 1e-4, "epochs": 2}, "seed": 1, "params": {"r": 8}}
     new = {"train": {"lr": 3e-4, "epochs": 2}, "seed": 1, "params": {"r": 8, "alpha": 16}}
@@ -273,7 +273,7 @@ def test_config_differences_name_every_changed_key():
 # --------------------------------------------------------------------------- task overrides
 
 def test_task_overrides_replace_the_sheet_sizes_and_budget_for_one_task(config):
-    from cofitune.config import config_tasks, stage_config
+    from cofitune.pipeline.config import config_tasks, stage_config
 
     plain = config_tasks(config, ROOT)["squad"]
     assert plain["max_new_tokens"] == 24 and "n_test" not in plain

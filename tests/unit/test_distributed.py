@@ -19,12 +19,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cofitune import distributed
-from cofitune.importance import compute_importance, save_importance, unit_shapes
-from cofitune.methods.l2 import distance_penalty
-from cofitune.selection import trainable_names
-from cofitune.softmask import SoftMask
-from cofitune.trainer import IGNORE, TrainConfig, batches, local_part, n_targets, tokenize_example, train
+from cofitune.core import distributed
+from cofitune.core.importance import compute_importance, unit_shapes
+from cofitune.core.methods.l2 import distance_penalty
+from cofitune.core.selection import trainable_names
+from cofitune.core.softmask import SoftMask
+from cofitune.core.trainer import IGNORE, TrainConfig, batches, local_part, n_targets, tokenize_example, train
+from cofitune.pipeline.artifacts import save_importance
 from tests.conftest import make_examples, tiny_llama, word_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,7 +167,7 @@ def _cli_inputs(out: Path) -> dict[str, list[str]]:
     save_importance(imp, _importance(model.config), {"test": "1"})
     argv = {}
     for strategy in ("ddp", "fsdp2"):
-        run = {"method": "cofitune", "trains": True, "train": {**TRAIN, "distributed": strategy},
+        run = {"method": "cofitune", "kind": "trained", "train": {**TRAIN, "distributed": strategy},
                "params": {"layers": "all", "modules": "ffn", "mask_units": ["up_proj", "down_proj"],
                           "target": "update", "layout": "rows", "from_search": False}}
         (out / f"run-{strategy}.json").write_text(json.dumps(run))

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cofitune import drift, probe
-from cofitune.trainer import config_from_dict, train
+from cofitune.core.trainer import config_from_dict, train
+from cofitune.pipeline import drift, probe
 from tests.conftest import make_examples, tiny_llama
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]

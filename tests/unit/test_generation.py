@@ -7,7 +7,7 @@ import copy
 import torch
 from transformers import RepetitionPenaltyLogitsProcessor
 
-from cofitune.evaluate import RowRepetitionPenalty, generate
+from cofitune.pipeline.evaluate import RowRepetitionPenalty, generate
 
 
 def test_the_penalty_counts_each_rows_own_tokens_and_never_its_left_padding():

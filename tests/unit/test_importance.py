@@ -4,8 +4,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cofitune.importance import (compute_importance, gated, load_importance, make_gates, max_merge, normalise,
-                                 proxy_loss, save_importance, unit_shapes)
+from cofitune.core.importance import (
+    compute_importance,
+    gated,
+    make_gates,
+    max_merge,
+    normalise,
+    proxy_loss,
+    unit_shapes,
+)
+from cofitune.pipeline.artifacts import load_importance, save_importance
 from tests.conftest import tiny_llama
 
 
@@ -161,7 +169,7 @@ def test_dropout_is_injected_into_attention_only_inside_the_block():
 
 def test_attention_dropout_alone_moves_head_importance():
     # with attention-probability dropout only (MLP dropout hook bypassed), head gates still get gradient
-    import cofitune.importance as imp
+    import cofitune.core.importance as imp
 
     model = tiny_llama()
     model.train()

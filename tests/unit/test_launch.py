@@ -1,6 +1,6 @@
 import pytest
 
-from cofitune.launch import launch_command
+from cofitune.pipeline.launch import launch_command
 
 
 def test_one_process_up_to_one_gpu_torchrun_beyond():

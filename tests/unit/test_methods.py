@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from cofitune.methods import get_method, method_names
-from cofitune.model import merge_trainable, save_trainable
-from cofitune.trainer import TrainConfig, collate, config_from_dict, tokenize_example, train
+from cofitune.core.methods import get_method, method_names
+from cofitune.core.trainer import TrainConfig, collate, config_from_dict, tokenize_example, train
+from cofitune.pipeline.model import merge_trainable, save_trainable
 from tests.conftest import make_examples, tiny_llama
 
 
@@ -98,9 +98,33 @@ def test_registry_lists_every_method_even_after_one_file_was_imported_directly()
     import subprocess
     import sys
 
-    code = ("import cofitune.methods.l1\n"  # registers l1, l2, full_sft only
-            "from cofitune.methods import method_names\n"
+    code = ("import cofitune.core.methods.l1\n"  # registers l1, l2, full_sft only
+            "from cofitune.core.methods import method_names\n"
             "print(','.join(method_names()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert set(out.split(",")) >= {"original", "full_sft", "coarse_only", "cofitune", "l1", "l2", "wise_ft",
                                    "lora", "v_softmask"}
+
+
+def test_every_method_declares_its_kind_and_a_bad_kind_is_refused():
+    from dataclasses import dataclass
+
+    from cofitune.core.methods import KINDS, METHODS, Method, get_method, register
+
+    get_method("original")  # discovers every method file
+    kinds = {name: cls.kind for name, cls in METHODS.items()}
+    assert set(kinds.values()) <= set(KINDS)
+    assert kinds["original"] == "reference" and kinds["wise_ft"] == "post_hoc" and kinds["full_sft"] == "trained"
+    assert get_method("coarse_only").from_params({"from_search": True}).from_search is True
+    assert get_method("full_sft")().from_search is False
+    with pytest.raises(ValueError, match="kind = 'frozen'"):
+        @register("bad_kind")
+        @dataclass(frozen=True)
+        class Bad(Method):
+            kind = "frozen"
+    with pytest.raises(ValueError, match="post_hoc: it must define sources"):
+        @register("bad_post_hoc")
+        @dataclass(frozen=True)
+        class BadPostHoc(Method):
+            kind = "post_hoc"
+    assert "bad_kind" not in METHODS and "bad_post_hoc" not in METHODS

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cofitune.model import prepare_model, read_sheet
+from cofitune.pipeline.model import prepare_model, read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -44,7 +44,7 @@ def test_the_prepared_gguf_folder_describes_its_dense_weights(tmp_path):
     a plain ``from_pretrained`` (what vLLM and lm-eval do) loads exactly them."""
     from transformers import AutoModelForCausalLM
 
-    from cofitune.model import _build_model
+    from cofitune.pipeline.model import _build_model
 
     sheet = read_sheet(ROOT / "config/models.yaml")
     out = tmp_path / "base"

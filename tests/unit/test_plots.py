@@ -12,8 +12,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cofitune.plots import (SPEC_LABEL, VERS_LABEL, importance_heatmap, load_importance_for_plot, pareto_front,
-                            margin_label, pareto_plot, search_plot)
+from cofitune.reporting.plots import (
+    SPEC_LABEL,
+    VERS_LABEL,
+    importance_heatmap,
+    load_importance_for_plot,
+    margin_label,
+    pareto_front,
+    pareto_plot,
+    search_plot,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = math.nan
@@ -292,7 +300,7 @@ def test_load_importance_for_plot_missing_head(tmp_path):
 
 
 def test_pareto_plot_marks_rows_distinguishable_from_full_sft(tmp_path):
-    from cofitune.plots import versus_full_sft
+    from cofitune.reporting.plots import versus_full_sft
 
     df = _table()
     df["dSpec_vs_full_sft_verdict"] = ["worse", "", "undecided", "undecided"]

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from cofitune.provenance import code_sha256, collect, git_state
+from cofitune.pipeline.provenance import code_sha256, collect, git_state
 
 
 def _git(repo, *args):

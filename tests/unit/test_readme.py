@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cofitune.readme import blocks, sync
+from cofitune.reporting.readme import blocks, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 

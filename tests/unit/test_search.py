@@ -2,7 +2,7 @@
 
 import pytest
 
-from cofitune.search import ROOT, Node, all_nodes, children, select
+from cofitune.core.search import ROOT, Node, all_nodes, children, select
 
 
 def test_range_first_tree():
@@ -67,7 +67,7 @@ def test_bad_level_or_order():
 
 
 def test_node_variant_roundtrip():
-    from cofitune.search import node_from_variant, node_variant
+    from cofitune.core.search import node_from_variant, node_variant
 
     for node in all_nodes():
         assert node_from_variant(node_variant(node)) == node
@@ -90,7 +90,7 @@ def _items(spec_items, suite_items):
 
 
 def test_decide_level_records_every_node_and_the_choice():
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     kids = children(ROOT, 1)
     trials = dict(zip(kids, [_m(50, 40), _m(60, 42), _m(70, 20)]))
@@ -101,7 +101,7 @@ def test_decide_level_records_every_node_and_the_choice():
 
 
 def test_decide_level_keeps_parent_when_every_child_is_rejected():
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     parent = Node("bottom2", "mha+ffn")
     trials = {n: _m(80, 10) for n in children(parent, 3)}
@@ -110,7 +110,7 @@ def test_decide_level_keeps_parent_when_every_child_is_rejected():
 
 
 def test_decide_level_rejects_wrong_trial_set():
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     with pytest.raises(ValueError, match="expected"):
         decide_level(1, ROOT, {Node("top", "ffn"): _m(1, 1)}, _m(1, 1), criterion="uni", min_vers_pct=None,
@@ -118,7 +118,7 @@ def test_decide_level_rejects_wrong_trial_set():
 
 
 def test_decision_margin_names_the_runner_up_and_an_exact_delta():
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     kids = children(ROOT, 1)
     trials = dict(zip(kids, [_m(50, 40), _m(60, 42), _m(70, 20)]))  # Uni 45, 51, 45
@@ -132,7 +132,7 @@ def test_decision_margin_names_the_runner_up_and_an_exact_delta():
 
 def test_decision_within_noise_is_flagged():
     """Two trials that differ on a handful of items out of 40: the chosen one leads, the paired CI spans 0."""
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     parent = Node("bottom-plus", "mha+ffn")
     kids = children(parent, 2)
@@ -149,7 +149,7 @@ def test_decision_within_noise_is_flagged():
 
 
 def test_decision_margin_under_spec_at_vers_uses_spec_and_only_eligible_children():
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     parent = Node("bottom2", "mha+ffn")
     kids = children(parent, 3)  # mha, ffn, mha+ffn
@@ -161,7 +161,7 @@ def test_decision_margin_under_spec_at_vers_uses_spec_and_only_eligible_children
 
 
 def test_decision_margin_is_null_without_a_runner_up():
-    from cofitune.search import decide_level
+    from cofitune.pipeline.search import decide_level
 
     parent = Node("bottom2", "mha+ffn")
     kids = children(parent, 3)
@@ -171,7 +171,7 @@ def test_decision_margin_is_null_without_a_runner_up():
 
 
 def test_decide_grid_over_the_full_table():
-    from cofitune.search import decide_grid
+    from cofitune.pipeline.search import decide_grid
 
     grid = all_nodes()
     trials = {n: _m(10 + i, 30) for i, n in enumerate(grid)}  # the last grid node has the best Spec and Uni
@@ -186,7 +186,7 @@ def test_decide_grid_over_the_full_table():
 
 
 def test_trial_node_reads_the_region_from_the_run():
-    from cofitune.search import trial_node
+    from cofitune.pipeline.search import trial_node
 
     run = {"method": "coarse_only", "variant": "ffn-b2", "params": {"layers": "bottom2", "modules": "ffn"}}
     assert trial_node({"run": run}, "x.json") == Node("bottom2", "ffn")
@@ -198,7 +198,7 @@ def test_trial_node_reads_the_region_from_the_run():
 
 def test_metrics_record_the_region_a_searched_run_trained():
     """The run config holds the configured defaults; the checkpoint holds the region the search chose."""
-    from cofitune.runner import run_record
+    from cofitune.pipeline.runner import run_record
 
     cfg = {"model": "m", "task": "t", "method": "cofitune", "variant": "searched", "row": "searched", "seed": 1,
            "params": {"from_search": True, "layers": "bottom2", "modules": "ffn"}, "template": "x"}
@@ -206,3 +206,11 @@ def test_metrics_record_the_region_a_searched_run_trained():
     assert run_record(cfg, trained)["params"] == {"from_search": True, "layers": "middle", "modules": "mha"}
     assert run_record(cfg, None)["params"] == cfg["params"]  # `original`: no checkpoint
     assert set(run_record(cfg, trained)) == {"model", "task", "method", "variant", "row", "params", "seed"}
+
+
+def test_a_node_id_parses_back_to_its_node_and_nothing_else_parses():
+    for node in all_nodes():
+        assert Node.parse(node.id) == node
+    for bad in ("ffn", "ffn@", "@bottom2", "ffn@bottom9", "attn@all", "bottom2@ffn"):
+        with pytest.raises(ValueError, match="names no search node"):
+            Node.parse(bad)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cofitune.selection import MODULE_SETS, freeze_all_but, layer_range, module_names, trainable_names
+from cofitune.core.selection import MODULE_SETS, freeze_all_but, layer_range, module_names, trainable_names
 from tests.conftest import tiny_llama
 
 # docs/method.md section 2; the N=32/40 columns and the N=60 bottom2 cell are the authors' hard-coded tables.

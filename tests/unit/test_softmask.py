@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from cofitune.importance import unit_shapes
-from cofitune.selection import trainable_names
-from cofitune.softmask import SoftMask, row_scale, tiled
-from cofitune.trainer import TrainConfig, train
+from cofitune.core.importance import unit_shapes
+from cofitune.core.selection import trainable_names
+from cofitune.core.softmask import SoftMask, row_scale, tiled
+from cofitune.core.trainer import TrainConfig, train
 from tests.conftest import make_examples, tiny_llama
 
 
@@ -155,7 +155,7 @@ def test_unmatched_softmask_unit_raises():
 
 
 def test_train_masks_gradients_before_clipping(word_tokenizer, monkeypatch):
-    import cofitune.trainer as trainer_mod
+    import cofitune.core.trainer as trainer_mod
 
     model = tiny_llama(vocab=len(word_tokenizer))
     name = "model.layers.1.mlp.up_proj.weight"
@@ -192,8 +192,8 @@ def test_train_update_target_scales_first_step_rows(word_tokenizer):
 def test_tied_embeddings_full_sft_roundtrip_and_coarse_freezing(word_tokenizer, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from cofitune.methods import get_method
-    from cofitune.model import merge_trainable, save_trainable
+    from cofitune.core.methods import get_method
+    from cofitune.pipeline.model import merge_trainable, save_trainable
 
     def tied():
         torch.manual_seed(0)

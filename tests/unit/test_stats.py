@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cofitune import stats
+from cofitune.reporting import stats
 
 
 def mean_of(name):

@@ -3,7 +3,7 @@ real HF-vs-vLLM comparison where a GPU with vLLM exists (skipped here with the r
 
 import pytest
 
-from cofitune import vllm_backend
+from cofitune.pipeline import vllm_backend
 
 
 def test_parity_report_counts_exact_matches_and_metric_difference():
@@ -70,7 +70,7 @@ def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatc
     reason = vllm_backend.vllm_unavailable_reason()
     if reason is None:
         pytest.skip("vLLM and a GPU are present: the GPU test below covers this path")
-    from cofitune import runner
+    from cofitune.pipeline import runner
 
     class Model:
         def to(self, device):
@@ -82,7 +82,7 @@ def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatc
     class Tok:
         pad_token_id = 0
 
-    monkeypatch.setattr("cofitune.model.load_base", lambda *a, **k: (Model(), Tok()))
+    monkeypatch.setattr("cofitune.pipeline.model.load_base", lambda *a, **k: (Model(), Tok()))
     cfg = tmp_path / "run.json"
     cfg.write_text('{"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}, '
                    '"drift": {"enabled": false}}')
@@ -98,7 +98,7 @@ def test_hf_and_vllm_agree_on_a_tiny_model(tmp_path, word_tokenizer):
         pytest.skip(f"vLLM path not exercised: {reason}")
     import torch
 
-    from cofitune.evaluate import generate
+    from cofitune.pipeline.evaluate import generate
     from tests.conftest import tiny_llama
 
     model = tiny_llama(vocab=len(word_tokenizer)).to("cuda" if torch.cuda.is_available() else "cpu").eval()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cofitune.config import check_config, read_task_sheet
-from cofitune.data import DataError, load_split, prepare_task
+from cofitune.pipeline.config import check_config, read_task_sheet
+from cofitune.pipeline.data import DataError, load_split, prepare_task
 from evaluators.speciality import get_scorer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,7 +216,7 @@ def test_task_sheet_entries_load(sheet, paper, task):
         counts.append(len(ex))
     assert tuple(counts) == TASK_COUNTS[task]
     get_scorer(spec["evaluator"])
-    from cofitune.config import task_size
+    from cofitune.pipeline.config import task_size
 
     assert task_size(paper, spec, "n_train") <= counts[0] and task_size(paper, spec, "n_test") <= counts[1]
 
@@ -355,7 +355,7 @@ def test_paper_config_validates(paper):
 
 
 def test_paper_models_sheet():
-    from cofitune.model import read_sheet
+    from cofitune.pipeline.model import read_sheet
 
     models = read_sheet(REPO / "config" / "paper_models.yaml")
     expected = {"qwen2.5-0.5b-instruct": ("Qwen/Qwen2.5-0.5B-Instruct", 24),

@@ -1,0 +1,24 @@
+"""V-SoftMask (the DAS-style baseline): every weight trainable, soft-mask on every layer and unit type."""
+
+from dataclasses import dataclass
+
+from cofitune.core.methods import register
+from cofitune.core.methods.full_sft import FullSFT
+from cofitune.core.softmask import LAYOUTS, MASKABLE, TARGETS, SoftMask
+
+
+@register("v_softmask")
+@dataclass(frozen=True)
+class VSoftMask(FullSFT):
+    """Args: target (``grad`` as in DAS, or ``update``), layout (``rows`` or ``tiled``)."""
+
+    target: str = "grad"
+    layout: str = "rows"
+    needs_importance = True
+
+    def __post_init__(self):
+        if self.target not in TARGETS or self.layout not in LAYOUTS:
+            raise ValueError(f"v_softmask target/layout must be in {TARGETS}/{LAYOUTS}, got {self.target}/{self.layout}")
+
+    def softmask(self, model, names, importance):
+        return SoftMask.build(model, names, importance, units=MASKABLE, target=self.target, layout=self.layout)

@@ -1,0 +1,39 @@
+"""Wise-FT: post-hoc interpolation ``theta = (1 - alpha) theta0 + alpha theta_ft`` (no training)."""
+
+from dataclasses import dataclass
+
+import torch
+
+from cofitune.core.methods import Method, register
+
+
+@register("wise_ft")
+@dataclass(frozen=True)
+class WiseFT(Method):
+    """Args: alpha (0 = the original model, 1 = the fine-tuned one); source (method, variant) of the
+    fine-tuned run, default Full SFT."""
+
+    alpha: float = 0.5
+    source: tuple[str, str] = ("full_sft", "all")
+    kind = "post_hoc"
+
+    def __post_init__(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if len(self.source) != 2:
+            raise ValueError(f"source must be [method, variant], got {list(self.source)}")
+
+    def trainable(self, model):
+        return set()
+
+    def sources(self):
+        return [tuple(self.source)]
+
+    @torch.no_grad()
+    def combine(self, model, sources):
+        (tuned,) = sources
+        params = dict(model.named_parameters())
+        for name, theta1 in tuned.items():
+            p = params[name]
+            p.copy_(torch.lerp(p, theta1.to(p.dtype), self.alpha))
+        return set(tuned)

@@ -1,0 +1,254 @@
+"""Regression benchmarking of a new method against frozen baseline results.
+
+A *suite* is a pipeline config (``config/bench/<suite>.yaml``) plus a ``bench`` section: the stored
+reference row and one gate per metric. ``cofitune bench --suite S --refresh`` runs the suite's methods and
+stores their ``metrics.json`` under ``results/baselines/<suite>/`` (on purpose, never implicitly);
+``cofitune bench --suite S --method NAME`` runs one method through the same DAG and writes a verdict:
+per metric the new value, the stored baseline, the difference with its paired 95% bootstrap CI, the gate
+and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from cofitune.pipeline.io import atomic_write_text, read_json, sha256_text, write_json
+from cofitune.reporting import stats
+from cofitune.reporting.measures import compare_rows, measure_stat, record
+
+ROOT = Path(__file__).resolve().parents[2]
+#: gate metric -> the measure it compares (``aspect:<name>`` compares that aspect's Vers)
+GATE_MEASURES = {"spec": "Spec", "spec_nll": "SpecNLL", "vers": "Vers", "vers_p": "VersP", "drift": "Drift"}
+TESTS = ("point", "ci")
+
+
+def _comparison(metric: str, new: dict, ref: dict, n_boot: int, seed: int) -> stats.Comparison:
+    """The paired comparison (new - baseline) of one gate metric, through the statistics layer."""
+    aspects = new["metrics"]["aspects_tasks"]
+    if metric.startswith("aspect:"):
+        aspect = metric.split(":", 1)[1]
+        if aspect not in aspects:
+            raise ValueError(f"gate {metric!r}: no aspect {aspect!r} (have {sorted(aspects)})")
+        measure, aspects = "Vers", {aspect: aspects[aspect]}
+    elif metric in GATE_MEASURES:
+        measure = GATE_MEASURES[metric]
+    else:
+        raise ValueError(f"unknown gate metric {metric!r}; known: {sorted(GATE_MEASURES)} and aspect:<name>")
+    c = compare_rows(record(new), record(ref), measure, aspects, n_boot=n_boot, seed=seed)
+    if c is None:
+        raise ValueError(f"gate {metric}: the new run or the stored baseline has no {measure} items (written "
+                         f"before the measure existed): refresh the suite's baselines with --refresh")
+    return c
+
+
+def _detectable(c: stats.Comparison, test: str, max_drop: float) -> float:
+    """The smallest regression (in the metric's unit) the gate fails with 80% power at this n and spread."""
+    return max_drop + (c.mde if test == "ci" else 0.0)
+
+
+def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, seed: int = 1234) -> list[dict]:
+    """One verdict entry per gated metric of a new run's metrics against a stored baseline's.
+
+    Gate ``{"test": "point", "max_drop": x}``: fail when the new value is worse than the baseline by more
+    than x. Gate ``{"test": "ci", "max_drop": x}``: fail only when the whole paired 95% CI of the
+    difference lies beyond x in the worse direction (significantly worse). ``max_drop`` is in the
+    metric's unit (points for scores, nats per token for spec_nll and drift). Every entry carries the
+    comparison's verdict, its MDE and the smallest regression the gate would detect (``detectable``).
+    """
+    entries = []
+    for metric, gate in gates.items():
+        test, max_drop = gate.get("test", "point"), float(gate.get("max_drop", 0.0))
+        if test not in TESTS:
+            raise ValueError(f"gate {metric}: test must be one of {TESTS}, got {test!r}")
+        c = _comparison(metric, new, ref, n_boot, seed)
+        direction = +1 if c.higher_is_better else -1
+        diff, lo, hi = c.delta, c.lo, c.hi
+        value = stats.point(*_point_args(metric, new))
+        base = value - diff
+        word = "higher" if direction > 0 else "lower"
+        entry = {"metric": metric, "new": value, "baseline": base, "diff": diff, "ci95": [lo, hi],
+                 "better": word, "test": test, "max_drop": max_drop, "verdict": c.verdict, "mde": c.mde,
+                 "detectable": _detectable(c, test, max_drop), "items": c.items}
+        if not (math.isfinite(value) and math.isfinite(base)):
+            entry |= {"passed": False, "reason": f"{metric} is not finite (new {value}, baseline {base})"}
+        else:
+            worse = -direction * diff  # > 0: worse than the baseline
+            best_case = -direction * (hi if direction > 0 else lo)  # the CI end closest to "not worse"
+            passed = worse <= max_drop if test == "point" else best_case <= max_drop
+            detail = (f"{metric} {value:.3f} vs baseline {base:.3f} (diff {diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}];"
+                      f" {word} is better; detects a regression of {entry['detectable']:.3g})")
+            if passed:
+                reason = f"{detail}: within tolerance {max_drop:g} ({test})"
+            elif test == "point":
+                reason = f"{detail}: worse by {worse:.3f} > allowed {max_drop:g}"
+            else:
+                reason = f"{detail}: the whole CI is worse by more than {max_drop:g} (significant regression)"
+            entry |= {"passed": bool(passed), "reason": reason}
+        entries.append(entry)
+    return entries
+
+
+def _point_args(metric: str, new: dict):
+    aspects = new["metrics"]["aspects_tasks"]
+    if metric.startswith("aspect:"):
+        a = metric.split(":", 1)[1]
+        stat, keys = measure_stat("Vers", {a: aspects[a]})
+    else:
+        stat, keys = measure_stat(GATE_MEASURES[metric], aspects)
+    data = record(new)["data"]
+    return {k: data[k] for k in keys if k in data}, stat
+
+
+def to_markdown(verdict: dict) -> str:
+    out = [f"# bench verdict: {verdict['method']}/{verdict['variant']} on suite {verdict['suite']}: "
+           f"**{'PASS' if verdict['passed'] else 'FAIL'}**", "",
+           f"Reference: stored `{verdict['reference']}` ({verdict['baselines']}).", ""]
+    for block in verdict["blocks"]:
+        out += [f"## {block['task']} · {block['model']}", "",
+                "| metric | new | baseline | diff [95% CI] | verdict | gate | detects | result |",
+                "|---|---|---|---|---|---|---|---|"]
+        for e in block["metrics"]:
+            out.append(f"| {e['metric']} ({e['better']} is better) | {e['new']:.3f} | {e['baseline']:.3f} | "
+                       f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] | {e['verdict']} | {e['test']}, "
+                       f"max drop {e['max_drop']:g} | {e['detectable']:.3g} | {'pass' if e['passed'] else '**FAIL**'} |")
+        failed = [e["reason"] for e in block["metrics"] if not e["passed"]]
+        out += [""] + [f"- FAIL: {r}" for r in failed] + ([""] if failed else [])
+    return "\n".join(out) + "\n"
+
+
+# ---- orchestration: the suite's DAG through Snakemake ------------------------------------------------
+
+def suite_path(suite: str) -> Path:
+    path = Path(suite) if suite.endswith((".yaml", ".yml")) else ROOT / "config" / "bench" / f"{suite}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (ROOT / "config" / "bench").glob("*.yaml"))
+        raise FileNotFoundError(f"bench suite not found: {path} (suites: {known})")
+    return path
+
+
+def load_suite(suite: str) -> tuple[str, Path, dict]:
+    path = suite_path(suite)
+    cfg = yaml.safe_load(path.read_text()) or {}
+    bench = cfg.get("bench")
+    if not isinstance(bench, dict) or "reference" not in bench or "gates" not in bench:
+        raise ValueError(f"{path}: a bench suite needs `bench: {{reference: {{method, variant}}, gates: {{...}}}}`")
+    ref = bench["reference"]
+    if not any(m.get("method") == ref.get("method") and m.get("variant") == ref.get("variant")
+               for m in cfg.get("methods", [])):
+        raise ValueError(f"{path}: bench.reference {ref} is not one of the suite's methods")
+    return path.stem, path, cfg
+
+
+def _snakemake(workdir: Path, configfiles: list[Path], targets: list[str], cores: int) -> None:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", *map(str, configfiles), "--cores", str(cores), "--rerun-incomplete", *targets]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(cmd, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed ({proc.returncode}) in {workdir}; see its logs/ folder")
+
+
+def _metrics_targets(cfg: dict, method: str, variant: str) -> list[str]:
+    return [f"results/runs/{m}/{t}/{method}/{variant}/metrics.json" for m in cfg["models"] for t in cfg["tasks"]]
+
+
+def baseline_file(baselines: Path, model: str, task: str, method: str, variant: str) -> Path:
+    return baselines / model / task / method / f"{variant}.json"
+
+
+def refresh(suite: str, *, cores: int = 2, baselines_root: Path = ROOT / "results" / "baselines",
+            workdir: Path | None = None) -> Path:
+    """Run every method of the suite and store its metrics as the suite's frozen baselines."""
+    name, path, cfg = load_suite(suite)
+    workdir = Path(workdir or ROOT / "results" / "bench" / name / "_baselines")
+    targets = [t for m in cfg["methods"] for t in _metrics_targets(cfg, m["method"], m["variant"])
+               if not m.get("sweep")]
+    _snakemake(workdir, [path], targets, cores)
+    out = baselines_root / name
+    files = []
+    for target in targets:
+        m = read_json(workdir / target)
+        run = m["run"]
+        dest = baseline_file(out, run["model"], run["task"], run["method"], run["variant"])
+        write_json(dest, m)
+        files.append(str(dest.relative_to(out)))
+    write_json(out / "MANIFEST.json", {"suite": name, "suite_sha256": sha256_text(path.read_text()),
+                                       "refreshed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                       "git": m["meta"]["git"], "files": sorted(files)})
+    return out
+
+
+def check_fresh(base_path: Path, suite: str) -> None:
+    """Refuse a stored baseline produced by other code than this checkout's: its numbers may be stale."""
+    from cofitune.pipeline.provenance import code_sha256
+
+    stored = read_json(base_path)["meta"].get("code_sha256")
+    current = code_sha256()
+    if stored != current:
+        raise ValueError(f"{base_path}: the stored baseline was produced by other code (code_sha256 {str(stored)[:12]}, "
+                         f"this checkout {current[:12]}): its numbers may be stale. Refresh it with "
+                         f"`python -m cofitune bench --suite {suite} --refresh`")
+
+
+def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict | None = None,
+              train: dict | None = None, seed: int | None = None, plugins: list[str] = (), cores: int = 2,
+              baselines_root: Path = ROOT / "results" / "baselines", workdir: Path | None = None) -> dict:
+    """Run ``method`` on the suite and gate it against the stored reference; returns the verdict."""
+    name, path, cfg = load_suite(suite)
+    ref = cfg["bench"]["reference"]
+    stored = baselines_root / name
+    if not (stored / "MANIFEST.json").is_file():
+        raise FileNotFoundError(f"no stored baselines for suite {name!r} in {stored}: run "
+                                f"`cofitune bench --suite {name} --refresh` first")
+    workdir = Path(workdir or ROOT / "results" / "bench" / name / f"{method}-{variant}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for model in cfg["models"]:  # before any job runs
+        for task in cfg["tasks"]:
+            base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
+            if not base_path.is_file():
+                raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {name!r})")
+            check_fresh(base_path, name)
+    entry = {"method": method, "variant": variant, "params": params or {}, "train": train or {}}
+    if seed is not None:
+        entry["seed"] = seed
+    overlay = workdir / "bench_overlay.yaml"
+    atomic_write_text(overlay, yaml.safe_dump({
+        "methods": [entry], "search": {"enabled": False},
+        "method_plugins": [str(Path(p).resolve()) for p in plugins]}, sort_keys=False))
+    _snakemake(workdir, [path, overlay], _metrics_targets(cfg, method, variant), cores)
+    blocks = []
+    for model in cfg["models"]:
+        for task in cfg["tasks"]:
+            base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
+            new = read_json(workdir / f"results/runs/{model}/{task}/{method}/{variant}/metrics.json")
+            blocks.append({"model": model, "task": task,
+                           "metrics": compare(new, read_json(base_path), cfg["bench"]["gates"])})
+    verdict = {"suite": name, "method": method, "variant": variant, "setting": entry,
+               "reference": f"{ref['method']}/{ref['variant']}", "baselines": str(stored),
+               "passed": all(e["passed"] for b in blocks for e in b["metrics"]), "blocks": blocks}
+    write_json(workdir / "verdict.json", verdict)
+    atomic_write_text(workdir / "verdict.md", to_markdown(verdict))
+    return verdict
+
+
+def parse_mapping(text: str | None, what: str) -> dict:
+    """A JSON object from the command line (``--params``/``--train``), with an error naming the flag."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what}: not valid JSON ({err.msg}): {text!r}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {text!r}")
+    return value
+

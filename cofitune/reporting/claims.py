@@ -1,0 +1,171 @@
+"""The claims table: each claim of the paper and of this project, tested on the rows a run produced.
+
+Every claim becomes one or more paired comparisons (:func:`cofitune.reporting.aggregate.compare_rows`: paired
+bootstrap over seeds then items) with an effect, a 95% CI, a verdict and, when undecided, the items that
+would settle it. Directional claims of one (task, model) block form one family under Holm's correction; the
+equivalence claim (C6) is judged by its CI against a stated margin and is not part of the family. A claim
+whose rows the run lacks is listed as ``not tested`` with the rows it needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cofitune.reporting import stats
+from cofitune.reporting.measures import compare_rows, measure_stat
+
+VERS_MEASURES = ("Vers", "VersP", "Drift")
+SPEC_SHARE = 0.9  # C3: CoFiTune keeps at least this share of Full SFT's Spec
+EQUIV_MARGIN = {"Vers": 1.0, "VersP": 1.0}  # C6: score points; Drift: 10% of the coarse-only row's drift
+DRIFT_EQUIV_SHARE = 0.1
+
+CLAIMS = {
+    "C1": ("paper", "Full SFT loses versatility", "worse"),
+    "C2": ("paper", "CoFiTune keeps more versatility than Full SFT", "better"),
+    "C3": ("paper", f"CoFiTune keeps >= {SPEC_SHARE:.0%} of Full SFT's Spec", "better"),
+    "C4": ("paper", "FFN in (N/4, N/2] is the best coarse node", "better"),
+    "C5": ("paper", "the soft mask adds versatility over coarse-only (same region)", "better"),
+    "C6": ("project", "under AdamW a grad-target soft mask is equivalent to coarse-only (same region)", "equivalent"),
+}
+COLUMNS = ["model", "task", "claim", "source", "statement", "comparison", "measure", "expected", "effect", "lo",
+           "hi", "verdict", "status", "p_adjusted", "mde", "items_needed", "seeds", "items", "note"]
+
+
+def _name(row: pd.Series) -> str:
+    return f"{row.method}/{row.variant}"
+
+
+def _region(row: pd.Series) -> tuple:
+    p = row["_record"]["params"]
+    return p.get("layers"), p.get("modules")
+
+
+def _status(expected: str, verdict: str) -> str:
+    if verdict == expected:
+        return "supported"
+    return "undecided" if verdict == "undecided" else "contradicted"
+
+
+def _entry(block: pd.Series, claim: str, comparison: str, measure: str, c: stats.Comparison | None,
+           note: str = "") -> dict:
+    source, statement, expected = CLAIMS[claim]
+    base = {"model": block.model, "task": block.task, "claim": claim, "source": source, "statement": statement,
+            "comparison": comparison, "measure": measure, "expected": expected, "note": note}
+    if c is None:
+        return {**base, "status": "not tested", "verdict": "", "note": note or f"{measure} not measured"}
+    return {**base, "effect": c.delta, "lo": c.lo, "hi": c.hi, "verdict": c.verdict,
+            "p_adjusted": c.p_adjusted, "mde": c.mde, "items_needed": c.items_needed, "seeds": c.seeds,
+            "items": c.items, "_c": c}
+
+
+def _missing(block: pd.Series, claim: str, needs: str) -> dict:
+    return _entry(block, claim, "–", "–", None, note=f"needs rows: {needs}")
+
+
+def _scaled_spec(row: pd.Series, share: float) -> dict:
+    """``row``'s record with its Spec items scaled by ``share`` (C3 compares Spec(a) - share * Spec(b))."""
+    rec = row["_record"]
+    return {**rec, "data": {**rec["data"], "spec": share * rec["data"]["spec"]}}
+
+
+def _block_claims(block: pd.DataFrame, uni: dict | None) -> list[dict]:
+    first = block.iloc[0]
+    aspects = first["_record"]["aspects"]
+    by = {m: [r for _, r in block[block.method == m].iterrows()] for m in block.method.unique()}
+    original, full = (by.get("original") or [None])[0], (by.get("full_sft") or [None])[0]
+    cofi, coarse = by.get("cofitune", []), by.get("coarse_only", [])
+    out = []
+
+    def cmp(a, b, measure, rec_b=None):
+        return compare_rows(a["_record"], rec_b or b["_record"], measure, aspects, uni)
+
+    if full is not None and original is not None:
+        out += [_entry(first, "C1", f"{_name(full)} vs {_name(original)}", m, cmp(full, original, m))
+                for m in VERS_MEASURES]
+    else:
+        out.append(_missing(first, "C1", "original, full_sft"))
+    if full is not None and cofi:
+        for row in cofi:
+            out += [_entry(first, "C2", f"{_name(row)} vs {_name(full)}", m, cmp(row, full, m)) for m in VERS_MEASURES]
+            out.append(_entry(first, "C3", f"{_name(row)} vs {SPEC_SHARE} x {_name(full)}", "Spec",
+                              cmp(row, full, "Spec", rec_b=_scaled_spec(full, SPEC_SHARE))))
+    else:
+        out += [_missing(first, "C2", "full_sft, cofitune"), _missing(first, "C3", "full_sft, cofitune")]
+    paper_node = [r for r in coarse if _region(r) == ("bottom2", "ffn")]
+    others = [r for r in coarse if _region(r) != ("bottom2", "ffn")]
+    if paper_node and others:
+        stat, _ = measure_stat("Uni", aspects, uni)
+        best = max(others, key=lambda r: stats.point({k: v for k, v in r["_record"]["data"].items()}, stat))
+        out.append(_entry(first, "C4", f"{_name(paper_node[0])} vs best other coarse node {_name(best)}", "Uni",
+                          cmp(paper_node[0], best, "Uni"), note=f"{len(others) + 1} coarse nodes in the run"))
+    else:
+        out.append(_missing(first, "C4", "coarse_only at ffn@bottom2 and at other regions (the search grid)"))
+    pairs = [(r, c) for r in cofi for c in coarse if _region(r) == _region(c)]
+    for r, c in pairs:
+        out += [_entry(first, "C5", f"{_name(r)} vs {_name(c)}", m, cmp(r, c, m)) for m in VERS_MEASURES]
+    if not pairs:
+        out.append(_missing(first, "C5", "cofitune and coarse_only on the same region"))
+    grad = [(r, c) for r, c in pairs if r["_record"]["params"].get("target") == "grad"]
+    for r, c in grad:
+        for m in VERS_MEASURES:
+            comp = cmp(r, c, m)
+            margin = (EQUIV_MARGIN.get(m) if m != "Drift"
+                      else DRIFT_EQUIV_SHARE * c["Drift"] if not math.isnan(c["Drift"]) else None)
+            out.append(_equivalence(_entry(first, "C6", f"{_name(r)} vs {_name(c)}", m, comp), comp, margin))
+    if not grad:
+        out.append(_missing(first, "C6", "cofitune (target: grad) and coarse_only on the same region"))
+    return out
+
+
+def _equivalence(entry: dict, c: stats.Comparison | None, margin: float | None) -> dict:
+    entry.pop("_c", None)  # not in the Holm family
+    if c is None or margin is None:
+        return entry
+    within = -margin <= c.lo and c.hi <= margin
+    status = "supported" if within else ("contradicted" if c.verdict != "undecided" else "undecided")
+    return {**entry, "status": status, "note": f"equivalence margin ±{margin:.4g}"}
+
+
+def build_claims(table: pd.DataFrame, uni: dict | None = None) -> pd.DataFrame:
+    """The claims of every (task, model) block of a table built with ``keep_records=True``."""
+    rows = []
+    for _, block in table.groupby(["task", "model"], sort=False):
+        entries = _block_claims(block, uni)
+        family = [e for e in entries if "_c" in e]
+        for e, c in zip(family, stats.correct_family([e["_c"] for e in family])):
+            e.update(verdict=c.verdict, p_adjusted=c.p_adjusted, status=_status(e["expected"], c.verdict))
+        for e in entries:
+            e.pop("_c", None)
+        rows += entries
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+NOTE = ("Each claim is tested as paired comparisons on this run's rows: effect = row - reference, paired-bootstrap "
+        "95% CI (seeds, then items), Holm's correction over each block's directional comparisons. "
+        "Drift: lower is better, so 'worse' means the row moved further from the original. C3 tests "
+        f"Spec(CoFiTune) - {SPEC_SHARE} x Spec(Full SFT) > 0. C6 is an equivalence claim: supported when the CI "
+        "lies inside the stated margin. n needed: items per test set that would settle an undecided effect of "
+        "the observed size at 80% power.")
+
+
+def claims_markdown(claims: pd.DataFrame) -> str:
+    out = ["# cofitune: claims", "", NOTE, ""]
+    header = ["Claim", "Comparison", "Measure", "Effect [95% CI]", "Verdict", "Status", "n needed", "Note"]
+    for (task, model), block in claims.groupby(["task", "model"], sort=False):
+        out += [f"## {task} · {model}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, r in block.iterrows():
+            digits = 4 if r.measure == "Drift" else 2
+            effect = ("–" if pd.isna(r.effect) else
+                      f"{r.effect:+.{digits}f} [{r.lo:.{digits}f}, {r.hi:.{digits}f}]")
+            need = ("" if r.status != "undecided" else "no difference observed" if r.effect == 0
+                    else "∞ (items cannot)" if pd.isna(r.items_needed) else f"{int(r.items_needed)}")
+            note = r.note if isinstance(r.note, str) else ""
+            if r.verdict == "undecided" and not pd.isna(r.lo) and (r.lo > 0 or r.hi < 0):
+                note = f"CI excludes 0, Holm p {r.p_adjusted:.2f}" + (f"; {note}" if note else "")
+            out.append(f"| {r.claim} ({r.source}): {r.statement} | {r.comparison} | {r.measure} | {effect} | "
+                       f"{r.verdict or '–'} | **{r.status}** | {need} | {note} |")
+        out.append("")
+    return "\n".join(out)
+

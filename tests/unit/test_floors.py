@@ -1,0 +1,70 @@
+"""The package's floors: the method core imports neither the pipeline nor reporting, reporting reads
+artifacts only, and no module imports itself back through others (no cycle, lazy imports included)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "docs"))
+import import_graph  # noqa: E402
+
+#: what reporting may read of the pipeline: the artifact helpers, and the code hash for the bench's references
+REPORTING_MAY_IMPORT = {"cofitune.pipeline.io", "cofitune.pipeline.provenance"}
+
+
+def test_the_core_imports_only_the_core():
+    g = import_graph.graph()
+    bad = {m: sorted(d for d in deps if import_graph.floor(d) != "core")
+           for m, deps in g.items() if import_graph.floor(m) == "core"}
+    assert not {m: d for m, d in bad.items() if d}
+
+
+def test_reporting_reads_artifacts_only():
+    g = import_graph.graph()
+    bad = {m: sorted(d for d in deps if import_graph.floor(d) != "reporting" and d not in REPORTING_MAY_IMPORT)
+           for m, deps in g.items() if import_graph.floor(m) == "reporting"}
+    assert not {m: d for m, d in bad.items() if d}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in g.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycles_are_found_and_the_package_has_none():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles(import_graph.graph()) == []
+
+
+def test_the_committed_drawing_is_current(capsys):
+    import_graph.main()
+    assert (ROOT / "docs/floors.md").read_text() == capsys.readouterr().out, (
+        "docs/floors.md is stale: python docs/import_graph.py > docs/floors.md")
