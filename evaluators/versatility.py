@@ -325,25 +325,43 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+#: the seeds ``lm_eval.simple_evaluate`` sets by default (python random, numpy, torch, the few-shot sampler)
+LM_EVAL_SEEDS = {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
+
+
+def lm_eval_run(lm: Any, cfg: dict[str, Any], limit: int | None, apply_chat_template: bool) -> dict | None:
+    """One task config through lm-eval's ``evaluate``, set up as ``simple_evaluate`` sets it up (its default
+    seeds, 0-shot where the YAML names no shot count, the few-shot seed), minus the environment report
+    ``simple_evaluate`` appends: torch's ``collect_env`` runs ``pip list`` and other subprocesses for seconds,
+    once per suite, and every result here carries the project's own provenance. Same requests, same scores
+    (``benchmarks/lm_eval_overhead.py`` checks both paths item by item)."""
+    import random
+
+    from lm_eval.evaluator import evaluate
+    from lm_eval.tasks import TaskManager
+    from lm_eval.utils import set_torch_seed
+
+    random.seed(LM_EVAL_SEEDS["random"])
+    np.random.seed(LM_EVAL_SEEDS["numpy"])
+    set_torch_seed(LM_EVAL_SEEDS["torch"])
+    loaded = TaskManager(include_defaults=False).load([cfg])
+    for task_obj in loaded["tasks"].values():
+        if task_obj.get_config("num_fewshot") is None:
+            task_obj.set_config(key="num_fewshot", value=0)
+        task_obj.set_fewshot_seed(seed=LM_EVAL_SEEDS["fewshot"])
+    # bootstrap_iters: headline metrics are means, for which lm-eval uses the closed-form stderr
+    return evaluate(lm=lm, task_dict=loaded, limit=limit, bootstrap_iters=1000, log_samples=True,
+                    apply_chat_template=apply_chat_template)
+
+
 def _run_task(
     lm: Any, short_name: str, cfg: dict[str, Any], limit: int | None, apply_chat_template: bool
 ) -> dict[str, Any]:
-    """Run one task through ``simple_evaluate`` and summarise its headline metric."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
+    """Run one task through :func:`lm_eval_run` and summarise its headline metric."""
     task = cfg["task"]
     metric = headline_metric(cfg, task)
     start = time.perf_counter()
-    out = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=[cfg],
-        task_manager=TaskManager(include_defaults=False),
-        limit=limit,
-        log_samples=True,
-        apply_chat_template=apply_chat_template,
-        bootstrap_iters=1000,  # headline metrics are means: lm-eval uses the closed-form stderr
-    )
+    out = lm_eval_run(lm, cfg, limit, apply_chat_template)
     seconds = time.perf_counter() - start
     if out is None:
         raise RuntimeError(f"lm-eval returned no results for {task} (non-zero rank?)")

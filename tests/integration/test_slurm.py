@@ -52,7 +52,6 @@ SMALL_NODE = [
 SLURM = ["--workflow-profile", str(ROOT / "workflow/profiles/slurm"), "--jobs", "2", "--retries", "0",
          "--slurm-keep-successful-logs",  # the plugin deletes a successful job's log by default
          *SMALL_NODE]
-LOCAL = ["--cores", "2", "--retries", "0"]
 DAG_TIMEOUT = 3600  # seconds; the CI node may be shared with other work
 
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)(?: \(log: (\S+?)\))?")  # plugin 2.x
@@ -165,16 +164,11 @@ def test_dag_runs_through_slurm(cluster, tmp_path):
         assert log.is_file() and (work / ".snakemake/slurm_logs") in log.parents, (
             f"no SLURM log {log} for {info['rule']}" + why(out))
 
-    local = tmp_path / "local"
-    rc, local_out, local_s = snakemake(local, extra, *LOCAL, log=tmp_path / "local.log")
-    assert rc == 0, "the same DAG run locally failed" + why(local_out)
-    assert table_rows(local) == ROWS
-
-    report = {"slurm_wall_s": round(slurm_s, 1), "local_wall_s": round(local_s, 1),
+    # the local executor runs these rules in test_dag.py; no second, local run of this DAG here
+    report = {"slurm_wall_s": round(slurm_s, 1),
               "slurm_jobs": {rule: sorted(ids, key=int) for rule, ids in sorted(by_rule.items())},
               "n_slurm_jobs": len(submitted), "cpus": os.cpu_count()}
-    (tmp_path / "slurm_vs_local.json").write_text(json.dumps(report, indent=2))
-    print(f"\nSLURM vs local ({tmp_path / 'slurm_vs_local.json'}):\n{json.dumps(report, indent=2)}")
+    print(f"\nSLURM run: {json.dumps(report)}")
 
 
 def test_cancelled_training_job_resumes(cluster, tmp_path):
