@@ -128,3 +128,32 @@ def test_every_method_declares_its_kind_and_a_bad_kind_is_refused():
         class BadPostHoc(Method):
             kind = "post_hoc"
     assert "bad_kind" not in METHODS and "bad_post_hoc" not in METHODS
+
+
+def test_cofitune_masks_the_regions_own_units_unless_told():
+    from cofitune.core.methods import get_method
+
+    cls = get_method("cofitune")
+    assert cls.from_params({"modules": "ffn"}).units == ("up_proj", "down_proj")  # the release's default
+    assert cls.from_params({"modules": "mha"}).units == ("q_proj", "k_proj", "v_proj")  # a searched MHA region
+    assert cls.from_params({"modules": "mha+ffn"}).units == ("up_proj", "down_proj")
+    assert cls.from_params({"modules": "mha+ffn", "mask_units": ["q_proj"]}).units == ("q_proj",)
+
+
+def test_a_searched_cofitune_row_trains_an_attention_region_with_a_mask(word_tokenizer):
+    """The tree search may choose MHA: the soft mask then falls on q/k/v rows (it used to fail: FFN units)."""
+    import dataclasses
+
+    import torch
+
+    from cofitune.core.importance import unit_shapes
+    from cofitune.core.methods import get_method
+
+    model = tiny_llama(vocab=len(word_tokenizer))
+    method = get_method("cofitune").from_params({"from_search": True, "target": "update"})
+    method = dataclasses.replace(method, layers="bottom1", modules="mha")  # what the runner does with chosen.json
+    names = method.trainable(model)
+    g = torch.Generator().manual_seed(0)
+    mask = method.softmask(model, names, {k: torch.rand(s, generator=g) for k, s in unit_shapes(model.config).items()})
+    assert {n.split(".")[-2] for n in names} == {"q_proj", "k_proj", "v_proj"}
+    assert mask is not None and set(mask.scales) == names

@@ -4,17 +4,18 @@ from dataclasses import dataclass
 
 from cofitune.core.methods import register
 from cofitune.core.methods.coarse_only import CoarseOnly
+from cofitune.core.selection import module_names
 from cofitune.core.softmask import LAYOUTS, MASKABLE, TARGETS, SoftMask
 
 
 @register("cofitune")
 @dataclass(frozen=True)
 class CoFiTune(CoarseOnly):
-    """Args: layers, modules (coarse region); mask_units (which projections get ``1 - I``; the
-    release's default is up/down); target (``grad`` as in the paper, or ``update``); layout
-    (``rows``, or ``tiled`` to emulate the release)."""
+    """Args: layers, modules (coarse region); mask_units (which projections get ``1 - I``; default: the
+    region's own, see :attr:`units`); target (``grad`` as in the paper, or ``update``); layout (``rows``, or
+    ``tiled`` to emulate the release)."""
 
-    mask_units: tuple[str, ...] = ("up_proj", "down_proj")
+    mask_units: tuple[str, ...] | None = None
     target: str = "update"
     layout: str = "rows"
     needs_importance = True
@@ -24,10 +25,21 @@ class CoFiTune(CoarseOnly):
         for key, value, allowed in (("target", self.target, TARGETS), ("layout", self.layout, LAYOUTS)):
             if value not in allowed:
                 raise ValueError(f"cofitune.{key} must be one of {allowed}, got {value!r}")
-        bad = [u for u in self.mask_units if u not in MASKABLE]
-        if bad or not self.mask_units:
-            raise ValueError(f"cofitune.mask_units {list(self.mask_units)} invalid; choose from {MASKABLE}")
+        if self.mask_units is not None:
+            bad = [u for u in self.mask_units if u not in MASKABLE]
+            if bad or not self.mask_units:
+                raise ValueError(f"cofitune.mask_units {list(self.mask_units)} invalid; choose from {MASKABLE}")
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The projections masked: ``mask_units`` when given, else the region's own: its FFN projections
+        (up/down, the release's default) where it has them, else its attention ones (q/k/v). A searched row
+        learns its region at training time, so a region of MHA only still gets a mask."""
+        if self.mask_units is not None:
+            return self.mask_units
+        own = module_names(self.modules)
+        ffn = tuple(u for u in ("up_proj", "down_proj") if u in own)
+        return ffn or tuple(u for u in own if u in MASKABLE)
 
     def softmask(self, model, names, importance):
-        return SoftMask.build(model, names, importance, units=self.mask_units,
-                              target=self.target, layout=self.layout)
+        return SoftMask.build(model, names, importance, units=self.units, target=self.target, layout=self.layout)
