@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from cofitune.core import distributed
-from cofitune.core.arch import decoder_layers, upcast
+from cofitune.core.arch import decoder_layers, head_rows, upcast
 
 UNIT_TYPES = ("head", "intermediate", "output")
 
@@ -99,12 +99,14 @@ def _batch_rng(seed: int | None, index: int, device: torch.device) -> Iterator[N
 
 def proxy_loss(model: nn.Module, batch: dict[str, torch.Tensor], kl_weight: float = 0.1) -> torch.Tensor:
     """``kl_weight * KL(p2 || p1)`` between two dropout passes of the same batch, summed over non-pad
-    positions and vocab, divided by the batch size (``batchmean``). Both passes carry gradient."""
+    positions and vocab, divided by the batch size (``batchmean``). Both passes carry gradient. The LM head
+    runs on the non-pad positions only (:func:`cofitune.core.arch.head_rows`)."""
     mask = batch["attention_mask"].bool()  # (B, T)
-    logits1 = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logits2 = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logp1 = F.log_softmax(upcast(logits1)[mask], dim=-1)  # (N_tok, V)
-    logp2 = F.log_softmax(upcast(logits2)[mask], dim=-1)
+    with head_rows(model, mask):
+        logits1 = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (N_tok, V)
+        logits2 = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logp1 = F.log_softmax(upcast(logits1), dim=-1)
+    logp2 = F.log_softmax(upcast(logits2), dim=-1)
     kl = F.kl_div(logp1, logp2, reduction="sum", log_target=True)
     return kl_weight * kl / batch["input_ids"].shape[0]
 

@@ -20,7 +20,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from cofitune.core import distributed as dist_
-from cofitune.core.arch import upcast
+from cofitune.core.arch import head_rows, upcast
 from cofitune.core.distributed import STRATEGIES
 from cofitune.core.prompt import build_prompt
 from cofitune.core.selection import freeze_all_but
@@ -161,6 +161,23 @@ def local_part(micro: list[dict], rank: int, world: int) -> list[dict]:
     return part or [{"input_ids": micro[0]["input_ids"], "labels": [IGNORE] * len(micro[0]["labels"])}]
 
 
+def sft_loss(fwd: nn.Module, model: nn.Module, batch: dict[str, torch.Tensor], n_target: int, *,
+             bf16: bool = False) -> torch.Tensor:
+    """Next-token cross-entropy summed over the batch's label tokens, divided by ``n_target`` (the label
+    count of the whole accumulated global step, so micro-batches and ranks add up to one token-level mean).
+
+    Position t predicts token t+1, so the LM head runs only where the next token is a label
+    (:func:`cofitune.core.arch.head_rows`): the same loss and gradients as a cross-entropy over the full
+    (B, T, V) logits with the prompt and padding ignored, without projecting those positions onto the
+    vocabulary. ``fwd`` is the module called (a DDP wrapper or ``model``); ``model`` owns the head."""
+    labels = batch["labels"]
+    keep = nn.functional.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)  # (B, T): predicts a label
+    with torch.autocast(labels.device.type, dtype=torch.bfloat16, enabled=bf16), head_rows(model, keep):
+        logits = fwd(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (N, V)
+    return nn.functional.cross_entropy(upcast(logits), labels[:, 1:][keep[:, :-1]],
+                                       reduction="sum") / max(1, n_target)
+
+
 def cosine_lambda(total: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -251,12 +268,7 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
                 part = local_part(m, rank, world)
                 b = {k: v.to(device) for k, v in collate(part, tok.pad_token_id).items()}
                 with dist_.sync_context(fwd, last=i == len(micro) - 1):
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                        logits = fwd(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-                    # token-level mean over the whole accumulated global batch (B*T, V) -> scalar
-                    loss = nn.functional.cross_entropy(
-                        upcast(logits[:, :-1]).reshape(-1, logits.shape[-1]), b["labels"][:, 1:].reshape(-1),
-                        ignore_index=IGNORE, reduction="sum") / max(1, n_target)
+                    loss = sft_loss(fwd, model, b, n_target, bf16=bf16)
                     loss.backward()
                 step_loss += loss.item()
                 tokens += sum(len(it["input_ids"]) for it in m)

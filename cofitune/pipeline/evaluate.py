@@ -11,6 +11,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from cofitune.core.arch import head_rows
 from cofitune.core.prompt import build_prompt
 from cofitune.reporting.stats import bootstrap_ci
 
@@ -104,9 +105,6 @@ def continuation_logits(model: nn.Module, sequences: list[tuple[list[int], int]]
     does after the head (casts, soft-capping) still applies. The same sequences in the same batches give
     bit-identical logits, so a model compared with itself differs by exactly 0.
     """
-    head = model.get_output_embeddings()
-    if head is None:
-        raise ValueError(f"{type(model).__name__} has no output embedding (LM head): cannot score continuations")
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]))  # batches of similar length
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
@@ -123,12 +121,8 @@ def continuation_logits(model: nn.Module, sequences: list[tuple[list[int], int]]
             ids[r, :len(row)] = torch.tensor(row)
             mask[r, :len(row)] = 1
             keep[r, n_prompt - 1:len(row) - 1] = True
-        sel = keep.to(device)
-        hook = head.register_forward_pre_hook(lambda _module, args: (args[0][sel],))
-        try:
+        with head_rows(model, keep.to(device)):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()  # (N, V)
-        finally:
-            hook.remove()
         yield from zip(idx, torch.split(logits, keep.sum(dim=1).tolist()))
 
 

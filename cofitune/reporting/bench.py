@@ -211,6 +211,8 @@ def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict |
                                 f"`cofitune bench --suite {name} --refresh` first")
     workdir = Path(workdir or ROOT / "results" / "bench" / name / f"{method}-{variant}")
     workdir.mkdir(parents=True, exist_ok=True)
+    for old in ("verdict.json", "verdict.md"):  # a reused workdir: no earlier verdict survives a failed run
+        (workdir / old).unlink(missing_ok=True)
     for model in cfg["models"]:  # before any job runs
         for task in cfg["tasks"]:
             base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])

@@ -3,9 +3,10 @@
 Marked ``slow``. Needs root: the module fixture installs Debian `slurm-wlm` + `munge` with apt-get when
 `slurmctld` is missing, starts the daemons it needs and stops exactly those at the end (slurm_cluster.py).
 
-- test_dag_runs_through_slurm: every non-local rule becomes an `sbatch` job; each train/evaluate job ends
-  COMPLETED in `scontrol`; the table has the three rows; wall time vs. the same DAG run locally.
-- test_cancelled_training_job_resumes: `scancel` a RUNNING train job; the rerun redoes that job only and
+One scenario (the module fixture): the DAG submitted, a RUNNING train job `scancel`led, the run repeated.
+- test_every_job_ran_as_a_completed_slurm_job: every non-local rule became an `sbatch` job; each job that
+  finished is COMPLETED in `scontrol`; the table has the three rows.
+- test_a_cancelled_training_job_resumes_alone: the rerun redoes the cancelled job (and what never ran) and
   leaves every finished output untouched.
 """
 
@@ -141,41 +142,15 @@ def table_rows(work: Path) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------------------ tests
-def test_dag_runs_through_slurm(cluster, tmp_path):
-    extra = tmp_path / "tiny.yaml"
+@pytest.fixture(scope="module")
+def cancelled_then_resumed(cluster, tmp_path_factory):
+    """One scenario, the way a cluster user meets it: the tiny DAG submitted through the SLURM profile, a
+    RUNNING train job `scancel`led (the run stops: --retries 0), the same command run again to the end."""
+    tmp = tmp_path_factory.mktemp("slurm")
+    extra = tmp / "tiny.yaml"
     extra.write_text(EXTRA)
-    work = tmp_path / "slurm"
-    rc, out, slurm_s = snakemake(work, extra, *SLURM, log=tmp_path / "slurm.log")
-    assert rc == 0, "snakemake under SLURM failed" + why(out, cluster)
-    assert table_rows(work) == ROWS, why(out)
-
-    submitted = {j: info for j, info in jobs(out).items() if info.get("slurm_id")}
-    by_rule: dict[str, list[str]] = {}
-    for info in submitted.values():
-        by_rule.setdefault(info["rule"], []).append(info["slurm_id"])
-    assert len(by_rule.get("train", [])) == 2 and len(by_rule.get("evaluate", [])) == 3, (
-        f"expected 2 train + 3 evaluate SLURM jobs, got {by_rule}" + why(out))
-    assert not {"aggregate_results", "plot_pareto"} & set(by_rule)  # localrules stay local
-    for info in submitted.values():
-        state = job_state(info["slurm_id"])
-        assert state == "COMPLETED", (f"{info['rule']} ({info['wildcards']}): SLURM job {info['slurm_id']} is "
-                                      f"{state}" + why(out, cluster))
-        log = Path(info["slurm_log"] or "<no log path in the submission line>")
-        assert log.is_file() and (work / ".snakemake/slurm_logs") in log.parents, (
-            f"no SLURM log {log} for {info['rule']}" + why(out))
-
-    # the local executor runs these rules in test_dag.py; no second, local run of this DAG here
-    report = {"slurm_wall_s": round(slurm_s, 1),
-              "slurm_jobs": {rule: sorted(ids, key=int) for rule, ids in sorted(by_rule.items())},
-              "n_slurm_jobs": len(submitted), "cpus": os.cpu_count()}
-    print(f"\nSLURM run: {json.dumps(report)}")
-
-
-def test_cancelled_training_job_resumes(cluster, tmp_path):
-    extra = tmp_path / "tiny.yaml"
-    extra.write_text(EXTRA)
-    work = tmp_path / "resume"
-    first_log = tmp_path / "first.log"
+    work = tmp / "work"
+    first_log = tmp / "first.log"
     proc = start(work, extra, *SLURM, log=first_log)
     try:
         cancelled = cancel_first_running_train(proc, first_log)
@@ -186,18 +161,53 @@ def test_cancelled_training_job_resumes(cluster, tmp_path):
             proc.wait(120)
     first = first_log.read_text()
     assert rc != 0, "snakemake should fail once its train job is cancelled (--retries 0)" + why(first)
+    done = {(j["rule"], j["wildcards"]): j for j in jobs(first).values() if j["finished"]}
+    before = mtimes(work, [o for j in done.values() for o in j["output"]])
+    rc, second, slurm_s = snakemake(work, extra, *SLURM, log=tmp / "second.log")
+    assert rc == 0, "the rerun failed" + why(second, cluster)
+    return dict(work=work, cancelled=cancelled, first=first, second=second, before=before, rerun_s=slurm_s)
+
+
+def test_every_job_ran_as_a_completed_slurm_job(cancelled_then_resumed, cluster):
+    """Every non-local rule became an `sbatch` job; every job that finished is COMPLETED in `scontrol` with its
+    log kept; the localrules stayed local; the resumed run's table has the three rows."""
+    run_ = cancelled_then_resumed
+    out = run_["first"] + run_["second"]
+    assert table_rows(run_["work"]) == ROWS, why(run_["second"])
+    submitted = [info for text in (run_["first"], run_["second"]) for info in jobs(text).values()
+                 if info.get("slurm_id")]
+    finished = [info for info in submitted if info["finished"]]
+    by_rule: dict[str, set[str]] = {}
+    for info in finished:
+        by_rule.setdefault(info["rule"], set()).add(info["wildcards"])
+    assert len(by_rule.get("train", ())) == 2 and len(by_rule.get("evaluate", ())) == 3, (
+        f"expected 2 train + 3 evaluate finished SLURM jobs over the two runs, got {by_rule}" + why(out))
+    assert not {"aggregate_results", "plot_pareto"} & {info["rule"] for info in submitted}  # localrules stay local
+    for info in finished:
+        state = job_state(info["slurm_id"])
+        assert state == "COMPLETED", (f"{info['rule']} ({info['wildcards']}): SLURM job {info['slurm_id']} is "
+                                      f"{state}" + why(out, cluster))
+        log = Path(info["slurm_log"] or "<no log path in the submission line>")
+        assert log.is_file() and (run_["work"] / ".snakemake/slurm_logs") in log.parents, (
+            f"no SLURM log {log} for {info['rule']}" + why(out))
+    report = {"rerun_wall_s": round(run_["rerun_s"], 1), "n_finished_slurm_jobs": len(finished),
+              "slurm_jobs": {rule: len(w) for rule, w in sorted(by_rule.items())}, "cpus": os.cpu_count()}
+    print(f"\nSLURM runs: {json.dumps(report)}")
+
+
+def test_a_cancelled_training_job_resumes_alone(cancelled_then_resumed, cluster):
+    """The rerun redoes the cancelled train job and what was never run, and leaves every finished output
+    untouched."""
+    run_ = cancelled_then_resumed
+    work, cancelled, first, second = run_["work"], run_["cancelled"], run_["first"], run_["second"]
     first_jobs = jobs(first)
     victim = next((j for j in first_jobs.values() if j.get("slurm_id") == cancelled), None)
     assert victim and victim["rule"] == "train", f"SLURM job {cancelled} is not a train job" + why(first)
     assert not victim["finished"] and job_state(cancelled) == "CANCELLED", why(first, cluster)
     done = {(j["rule"], j["wildcards"]): j for j in first_jobs.values() if j["finished"]}
     assert ("prepare_model", "model=tiny-llama-8") in done, "train ran before its inputs finished?" + why(first)
-    before = mtimes(work, [o for j in done.values() for o in j["output"]])
+    before = run_["before"]
     assert before, "no finished outputs to protect" + why(first)
-
-    rc, second, _ = snakemake(work, extra, *SLURM, log=tmp_path / "second.log")
-    assert rc == 0, "the rerun failed" + why(second, cluster)
-    assert table_rows(work) == ROWS, why(second)
     rerun = {(j["rule"], j["wildcards"]) for j in jobs(second).values()}
     assert ("train", victim["wildcards"]) in rerun, "the cancelled train job was not run again" + why(second)
     assert all((work / o).exists() for o in victim["output"]), why(second)

@@ -163,3 +163,22 @@ def test_the_committed_tiny_baselines_were_produced_by_this_code():
     root = Path(__file__).resolve().parents[2] / "results" / "baselines" / "tiny"
     for name in json.loads((root / "MANIFEST.json").read_text())["files"]:
         check_fresh(root / name, "tiny")
+
+
+def test_a_failed_bench_run_leaves_no_verdict_of_an_earlier_run(tmp_path, monkeypatch):
+    """In a reused workdir, a run that fails must not leave the previous method's verdict looking fresh."""
+    from cofitune.reporting import bench
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("verdict.json", "verdict.md"):
+        (work / name).write_text("from an earlier run")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("snakemake failed (1)")
+
+    monkeypatch.setattr(bench, "check_fresh", lambda *args: None)  # the stored baselines are not under test
+    monkeypatch.setattr(bench, "_snakemake", failing)
+    with pytest.raises(RuntimeError, match="snakemake failed"):
+        bench.run_bench("tiny", "full_sft", variant="x", workdir=work)
+    assert not (work / "verdict.json").exists() and not (work / "verdict.md").exists()

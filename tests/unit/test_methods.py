@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from cofitune.core.methods import get_method, method_names
-from cofitune.core.trainer import TrainConfig, collate, config_from_dict, tokenize_example, train
+from cofitune.core.trainer import (IGNORE, TrainConfig, collate, config_from_dict, n_targets, sft_loss,
+                                   tokenize_example, train)
 from cofitune.pipeline.model import merge_trainable, save_trainable
 from tests.conftest import make_examples, tiny_llama
 
@@ -59,6 +60,44 @@ def test_collate_right_pads():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [5, -100, -100]]
+
+
+def test_the_sft_loss_runs_the_lm_head_only_where_a_label_is_predicted(word_tokenizer):
+    """Same loss and gradients as the cross-entropy over full (B, T, V) logits, from a head that saw only the
+    N hidden states whose next token is a label (prompt and padding positions never reach the vocabulary)."""
+    import torch.nn.functional as F
+
+    model = tiny_llama(vocab=len(word_tokenizer))
+    items = [tokenize_example(e, word_tokenizer, TrainConfig(max_length=64)) for e in make_examples(4)]
+    batch, n = collate(items, word_tokenizer.pad_token_id), n_targets(items)
+    seen = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape))
+    loss = sft_loss(model, model, batch, n)
+    hook.remove()
+    loss.backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    ref = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1),
+                          ignore_index=IGNORE, reduction="sum") / n
+    ref.backward()
+    assert seen == [torch.Size([n, model.config.hidden_size])] and n < batch["input_ids"].numel() / 3
+    assert torch.allclose(loss, ref, rtol=1e-6, atol=0)
+    for k, p in model.named_parameters():
+        assert torch.allclose(grads[k], p.grad, rtol=1e-5, atol=1e-8), k
+
+
+def test_a_part_without_labels_has_zero_loss_and_zero_gradients(word_tokenizer):
+    """A DDP rank left without examples runs one fully ignored example: nothing reaches the head, and every
+    parameter still gets a (zero) gradient, as the collectives need."""
+    model = tiny_llama(vocab=len(word_tokenizer))
+    item = tokenize_example(make_examples(1)[0], word_tokenizer, TrainConfig(max_length=64))
+    batch = collate([{"input_ids": item["input_ids"], "labels": [IGNORE] * len(item["labels"])}],
+                    word_tokenizer.pad_token_id)
+    loss = sft_loss(model, model, batch, 5)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
 
 
 def test_training_lowers_loss_and_logs_steps(word_tokenizer, tmp_path):
