@@ -29,7 +29,7 @@ include: "rules/aggregate.smk"
 include: "rules/plots.smk"
 
 # Light bookkeeping runs on the submitting node, never as a cluster job (SLURM profile).
-localrules: search_level, search_grid, choose_region, aggregate_results,
+localrules: search_level, search_grid, choose_region, resolve_region, aggregate_results,
     plot_pareto, plot_search, plot_importance, all, search
 
 
@@ -44,4 +44,4 @@ rule all:
 rule search:
     """`snakemake search`: only the tree search (trials, level files, chosen.json)."""
     input:
-        expand("results/search/{model}/{task}/chosen.json", model=config["models"], task=config["tasks"]),
+        expand(P.CHOSEN, model=config["models"], task=config["tasks"]),

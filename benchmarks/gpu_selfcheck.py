@@ -29,6 +29,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # cofitune and evaluators, from this checkout (no install needed)
+from cofitune.pipeline.launch import offline_env  # noqa: E402  (stdlib only: safe before the GPU checks)
+
 STAGES = ("data", "train", "importance", "evaluate", "throughput")
 #: a stage's own time limit in seconds (the budget left cuts it further)
 STAGE_LIMIT_S = {"data": 60, "train": 180, "importance": 90, "evaluate": 150, "throughput": 150}
@@ -96,8 +98,7 @@ def run_stage(cmd: list[str], out: Path, limit_s: float) -> dict:
     """Run one stage: ``ok`` with its JSON, or ``failed`` with the exit code and the tail of its output."""
     t0 = time.monotonic()
     try:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        env = offline_env(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, cwd=ROOT, env=env)
     except subprocess.TimeoutExpired as e:
         tail = (e.stdout or b"")[-2000:]

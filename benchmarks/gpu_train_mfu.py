@@ -17,7 +17,8 @@ from _gpu import peak_tflops, require_cuda, write
 
 from cofitune.core.importance import unit_shapes
 from cofitune.core.methods import get_method
-from cofitune.core.trainer import TrainConfig, train
+from cofitune.core.recipe import TrainConfig
+from cofitune.core.trainer import train
 from cofitune.pipeline.data import read_examples
 from cofitune.pipeline.model import load_base
 

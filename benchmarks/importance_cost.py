@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from cofitune.core.importance import compute_importance
-from cofitune.core.trainer import TrainConfig, batches, tokenize_example, train
+from cofitune.core.recipe import TrainConfig
+from cofitune.core.trainer import batches, tokenize_example, train
 from cofitune.pipeline.data import read_examples
 from cofitune.pipeline.model import load_base
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cofitune.core.trainer import IGNORE, TrainConfig, collate, n_targets, sft_loss, tokenize_example
+from cofitune.core.recipe import TrainConfig
+from cofitune.core.trainer import IGNORE, collate, n_targets, sft_loss, tokenize_example
 from cofitune.pipeline.data import read_examples
 from cofitune.pipeline.model import load_base
 from cofitune.pipeline.provenance import collect

@@ -21,7 +21,8 @@ import torch
 
 from cofitune.core.importance import unit_shapes
 from cofitune.core.methods import get_method
-from cofitune.core.trainer import TrainConfig, native_bf16, train
+from cofitune.core.recipe import TrainConfig
+from cofitune.core.trainer import native_bf16, train
 from cofitune.pipeline.data import read_examples
 from cofitune.pipeline.model import load_base
 from cofitune.pipeline.provenance import collect

@@ -13,13 +13,15 @@ log = logging.getLogger("cofitune")
 
 
 def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from cofitune.pipeline.launch import go_offline
+
+    go_offline()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def cmd_prepare_model(a) -> None:
-    from cofitune.pipeline.model import prepare_model, read_sheet
+    from cofitune.pipeline.model import prepare_model
+    from cofitune.pipeline.sheets import read_sheet
 
     meta = prepare_model(a.name, read_sheet(a.sheet), a.out, a.meta, sheet_path=a.sheet)
     log.info("prepared %s (%d layers, %.1fM params); sanity answer: %r", a.name, meta["n_layers"],
@@ -49,7 +51,8 @@ def cmd_importance(a) -> None:
 
     from cofitune.core import distributed
     from cofitune.core.importance import compute_importance
-    from cofitune.core.trainer import TrainConfig, batches, tokenize_example
+    from cofitune.core.recipe import TrainConfig
+    from cofitune.core.trainer import batches, tokenize_example
     from cofitune.pipeline.artifacts import save_importance
     from cofitune.pipeline.data import read_examples
     from cofitune.pipeline.model import load_base
@@ -84,7 +87,7 @@ def cmd_train(a) -> None:
     with distributed.session():  # torchrun: train.distributed (ddp | fsdp2) over all ranks; rank 0 saves
         kind = read_json(a.run_config)["kind"]
         if kind == "trained":
-            train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out, region=a.region)
+            train_run(a.run_config, a.model_dir, a.data, a.importance or [], a.out)
         elif kind == "post_hoc" and a.sources:
             if distributed.is_main():  # post-hoc: nothing to parallelise
                 combine_run(a.run_config, a.model_dir, a.sources, a.out)
@@ -92,6 +95,15 @@ def cmd_train(a) -> None:
         else:
             raise ValueError(f"{a.run_config}: a {kind} run has no checkpoint to build"
                              + (" (post_hoc: --sources is empty)" if kind == "post_hoc" else ""))
+
+
+def cmd_resolve_region(a) -> None:
+    from cofitune.pipeline.config import resolve_region
+    from cofitune.pipeline.io import read_json, write_json
+
+    resolved = resolve_region(read_json(a.config), read_json(a.chosen), where=a.chosen)
+    write_json(a.out, resolved)
+    log.info("%s/%s trains %s (%s)", resolved["method"], resolved["variant"], resolved["region"], a.chosen)
 
 
 def cmd_evaluate(a) -> None:
@@ -183,13 +195,16 @@ def cmd_aggregate(a) -> None:
 def cmd_plot_pareto(a) -> None:
     import pandas as pd
 
+    from cofitune.pipeline.io import read_json
     from cofitune.reporting.plots import pareto_plot
 
     df = pd.read_csv(a.table, dtype={"setting": str})
     block = df[(df.model == a.model) & (df.task == a.task)]
     if block.empty:
         raise ValueError(f"{a.table}: no rows for model {a.model!r} and task {a.task!r}")
-    pareto_plot(block, a.png, a.svg, title=f"{a.task} · {a.model}: speciality vs versatility")
+    runs = [read_json(p)["run"] for p in a.metrics]
+    params = {(r["method"], r["variant"]): r["params"] for r in runs if (r["model"], r["task"]) == (a.model, a.task)}
+    pareto_plot(block, a.png, a.svg, title=f"{a.task} · {a.model}: speciality vs versatility", params=params)
 
 
 def cmd_plot_search(a) -> None:
@@ -277,11 +292,16 @@ def cmd_bench(a) -> int:
 
 
 def _add_uni(s) -> None:
-    s.add_argument("--uni-weights", type=float, nargs=2, default=(0.5, 0.5), metavar=("SPEC", "VERS"),
-                   help="Uni = SPEC * Spec + VERS * Vers (default 0.5 0.5)")
+    from cofitune.pipeline.config import schema_default
+
+    weights = (schema_default("uni", "spec"), schema_default("uni", "vers"))
+    s.add_argument("--uni-weights", type=float, nargs=2, default=weights, metavar=("SPEC", "VERS"),
+                   help=f"Uni = SPEC * Spec + VERS * Vers (default {weights[0]} {weights[1]})")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cofitune.pipeline.config import schema_default
+
     p = argparse.ArgumentParser(prog="cofitune", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
@@ -308,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", required=True)
     s.add_argument("--n-train", type=int, required=True)
     s.add_argument("--n-test", type=int, required=True)
-    s.add_argument("--seed", type=int, default=1234)
+    s.add_argument("--seed", type=int, default=schema_default("seed"))
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=cmd_prepare_data)
 
@@ -317,13 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="normalised train.jsonl")
     s.add_argument("--out", required=True, help="output .safetensors")
     s.add_argument("--n-examples", type=int, default=None, help="first N training examples (default all)")
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--max-length", type=int, default=512)
-    s.add_argument("--template", default="alpaca")
-    s.add_argument("--dropout", type=float, default=0.003, help="injected dropout p (0 gives zero importance)")
-    s.add_argument("--kl-weight", type=float, default=0.1)
+    s.add_argument("--batch-size", type=int, default=schema_default("importance", "batch_size"))
+    s.add_argument("--max-length", type=int, default=schema_default("train", "max_length"))
+    s.add_argument("--template", default=schema_default("train", "template"))
+    s.add_argument("--dropout", type=float, default=schema_default("importance", "dropout"),
+                   help="injected dropout p (0 gives zero importance)")
+    s.add_argument("--kl-weight", type=float, default=schema_default("importance", "kl_weight"))
     s.add_argument("--abs-grad", action="store_true", help="accumulate |grad| (DAS) instead of signed sums")
-    s.add_argument("--seed", type=int, default=1234)
+    s.add_argument("--seed", type=int, default=schema_default("seed"))
     s.set_defaults(func=cmd_importance)
 
     s = sub.add_parser("train", help="train one run (method/variant) and save its trainable tensors")
@@ -332,9 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="normalised train.jsonl")
     s.add_argument("--importance", nargs="*", help="importance files, max-merged (explicit list)")
     s.add_argument("--sources", nargs="*", help="source checkpoints of a post-hoc method (Wise-FT)")
-    s.add_argument("--region", default=None, help="tree search chosen.json (methods with from_search)")
     s.add_argument("--out", required=True, help="checkpoint folder")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("resolve-region", help="a from_search row's run or train config with the search's chosen "
+                                              "region written in")
+    s.add_argument("--config", required=True, help="the row's run or train config (results/config/<view>/...)")
+    s.add_argument("--chosen", required=True, help="the tree search's chosen.json")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_resolve_region)
 
     s = sub.add_parser("evaluate", help="speciality + versatility of one checkpoint -> metrics.json")
     s.add_argument("--run-config", required=True)
@@ -372,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--trials", nargs="+", required=True, help="metrics.json of the trial runs")
         s.add_argument("--original", required=True, help="metrics.json of the original model")
-        s.add_argument("--criterion", choices=("uni", "spec_at_vers"), default="uni")
+        s.add_argument("--criterion", choices=("uni", "spec_at_vers"), default=schema_default("search", "criterion"))
         s.add_argument("--min-vers-pct", type=float, default=None, help="spec_at_vers: Vers >= x%% of original")
         _add_uni(s)
         s.add_argument("--out", required=True)
@@ -380,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "search-level":
             s.add_argument("--level", type=int, required=True)
             s.add_argument("--parent", default=None, help="previous level's chosen node id (modules@layers)")
-            s.add_argument("--order", choices=("range-first", "module-first"), default="range-first")
+            s.add_argument("--order", choices=("range-first", "module-first"),
+                           default=schema_default("search", "order"))
 
     s = sub.add_parser("aggregate", help="derive the comparison table from metrics files")
     s.add_argument("--metrics", nargs="+", required=True)
@@ -400,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--table", required=True)
     s.add_argument("--model", required=True)
     s.add_argument("--task", required=True)
+    s.add_argument("--metrics", nargs="+", required=True,
+                   help="the rows' metrics.json files: each row's run parameters (Wise-FT's alpha and source)")
     s.set_defaults(func=cmd_plot_pareto)
     s = sub.add_parser("plot-search", help="tree-search plot from level JSON files (or grid.json)")
     s.add_argument("--levels", nargs="+", required=True)

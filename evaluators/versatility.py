@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from cofitune.pipeline.launch import go_offline
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO_ROOT / "evaluators" / "tasks"
 PUNKT_TRAINING_TEXT = REPO_ROOT / "resources" / "nltk" / "english_text.txt"
@@ -493,8 +495,7 @@ def evaluate_versatility(
     tasks = list(dict.fromkeys(t for names in suites_short.values() for t in names))
     limits = _limits(limit, tasks)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    go_offline()
     if "ifeval" in tasks:
         ensure_punkt(nltk_dir)
         _import_ifeval_scorer()

@@ -1,17 +1,17 @@
 rule aggregate_results:
     input:
-        metrics=[f"{RUN}/metrics.json".format(**r) for r in all_runs()],
-        run_configs=[config_input("run")(r) for r in all_runs()],
+        metrics=[P.METRICS.format(**r) for r in all_runs()],
+        run_configs=[row_config("run")(r) for r in all_runs()],
         cfg=config_input("tables"),
     output:
-        csv=report("results/tables/main.csv", caption="../workflow/report/main_table.rst", category="Tables",
+        csv=report(f"{P.TABLES}/main.csv", caption="../workflow/report/main_table.rst", category="Tables",
                    labels={"table": "every number (CSV)"}),
-        html=report("results/tables/main.html", caption="../workflow/report/main_table.rst", category="Tables",
+        html=report(f"{P.TABLES}/main.html", caption="../workflow/report/main_table.rst", category="Tables",
                     labels={"table": "main table"}),
-        md="results/tables/main.md",
-        tex="results/tables/main.tex",
-        claims_csv="results/tables/claims.csv",
-        claims_md=report("results/tables/claims.md", caption="../workflow/report/claims.rst", category="Tables",
+        md=f"{P.TABLES}/main.md",
+        tex=f"{P.TABLES}/main.tex",
+        claims_csv=f"{P.TABLES}/claims.csv",
+        claims_md=report(f"{P.TABLES}/claims.md", caption="../workflow/report/claims.rst", category="Tables",
                          labels={"table": "claims"}),
     params:
         uni=UNI,

@@ -3,12 +3,12 @@ import os
 from cofitune.pipeline.config import (STAGE_KEYS, check_config, config_tasks, configured_runs, method_for, run_sources,
                              stage_config, stage_config_path, sync_stage_config, task_size)
 from cofitune.pipeline.probe import PROBE_SOURCES
-from cofitune.pipeline.launch import launch_command
+from cofitune.pipeline.launch import OFFLINE, launch_command
+from cofitune.pipeline import paths as P
 from cofitune.core.methods import get_method, method_names
 
 # No network at run time: every stage reads local files only.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.update(OFFLINE)
 
 ROOT = workflow.basedir
 check_config(config, ROOT)  # method params, sheet names: fail before any job runs
@@ -18,8 +18,8 @@ TASKS_SHEET = os.path.join(ROOT, config["tasks_sheet"])
 TASK_SPECS = config_tasks(config, ROOT)  # the sheet with the config's task_overrides
 
 PY = "python -m cofitune"
-RUN_ID = "{model}/{task}/{method}/{variant}"
-RUN = f"results/runs/{RUN_ID}"
+RUN_ID = P.RUN_ID  # logs/ and benchmarks/ mirror the results/ tree (cofitune.pipeline.paths)
+RUN = P.RUN
 UNI = f"--uni-weights {config['uni']['spec']} {config['uni']['vers']}"  # Uni's weights (search and tables)
 
 wildcard_constraints:
@@ -48,31 +48,37 @@ def has_checkpoint(w):
 def source_inputs(w):
     """Checkpoints a post-hoc method combines (explicit list, read from the method)."""
     sources = run_sources(config, w.method, w.variant)
-    return [f"results/runs/{w.model}/{w.task}/{m}/{v}/checkpoint" for m, v in sources]
+    return [P.fill(P.CHECKPOINT, model=w.model, task=w.task, method=m, variant=v) for m, v in sources]
 
 
 def search_targets():
     if not config["search"]["enabled"]:
         return []
-    return expand("results/search/{model}/{task}/chosen.json", model=config["models"], task=config["tasks"])
+    return expand(P.CHOSEN, model=config["models"], task=config["tasks"])
 
 
-def region_input(w):
-    """The search's chosen region, for runs configured with from_search: true."""
-    if method_for(config, w.method, w.variant).from_search:
-        return [f"results/search/{w.model}/{w.task}/chosen.json"]
-    return []
+def row_config(view):
+    """A row's run or train config: the resolved one for a from_search row (rule resolve_region: the search's
+    chosen region written in), the configured one for every other row. The function takes wildcards or a
+    mapping of them."""
+    def path(w):
+        method, variant = w["method"], w["variant"]
+        if method_for(config, method, variant).from_search:
+            return P.fill(P.RESOLVED_CONFIG, view=view, model=w["model"], task=w["task"], method=method,
+                          variant=variant)
+        return config_input(view)(w)
+    return path
 
 
 def importance_inputs(w):
     if get_method(w.method).needs_importance:
-        return [f"results/importance/{w.model}/{w.task}.safetensors"]
+        return [P.fill(P.IMPORTANCE, model=w.model, task=w.task)]
     return []
 
 
 def probe_input(w):
     """The model's drift probe, when drift is measured."""
-    return {"probe": f"results/probe/{w.model}.json"} if config["evaluation"]["drift"]["enabled"] else {}
+    return {"probe": P.fill(P.PROBE, model=w.model)} if config["evaluation"]["drift"]["enabled"] else {}
 
 
 def config_input(kind):
@@ -88,4 +94,4 @@ def config_input(kind):
 
 
 def checkpoint_input(w):
-    return {"ckpt": f"{RUN}/checkpoint".format(**w)} if has_checkpoint(w) else {}
+    return {"ckpt": P.CHECKPOINT.format(**w)} if has_checkpoint(w) else {}

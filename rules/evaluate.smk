@@ -1,6 +1,6 @@
 rule prepare_nltk:
     output:
-        directory("results/nltk_data"),
+        directory(P.NLTK),
     log:
         "logs/prepare_nltk.log",
     shell:
@@ -17,7 +17,7 @@ rule prepare_probe:
         model=rules.prepare_model.output.folder,
         data=[os.path.join(PROBE_DATA, f"{s}.jsonl") for s in PROBE_SOURCES],
     output:
-        "results/probe/{model}.json",
+        P.PROBE,
     params:
         data=PROBE_DATA,
         max_new_tokens=config["evaluation"]["drift"]["max_new_tokens"],
@@ -38,14 +38,14 @@ rule evaluate:
         unpack(checkpoint_input),
         unpack(probe_input),
         nltk=rules.prepare_nltk.output,
-        cfg=config_input("run"),
+        cfg=row_config("run"),
         model=rules.prepare_model.output.folder,
         model_meta=rules.prepare_model.output.meta,
         test=rules.prepare_data.output.test,
         data_meta=rules.prepare_data.output.meta,
     output:
-        metrics=f"{RUN}/metrics.json",
-        predictions=f"{RUN}/predictions.jsonl",
+        metrics=P.METRICS,
+        predictions=P.PREDICTIONS,
     params:
         ckpt=lambda w, input: f"--checkpoint {input.ckpt}" if "ckpt" in input.keys() else "",
         probe=lambda w, input: f"--probe {input.probe}" if "probe" in input.keys() else "",

@@ -4,7 +4,7 @@ rule compute_importance:
         data=rules.prepare_data.output.train,
         cfg=config_input("importance"),
     output:
-        "results/importance/{model}/{task}.safetensors",
+        P.IMPORTANCE,
     params:
         n=lambda w: config["importance"]["n_examples"] or 10**9,
         bs=config["importance"]["batch_size"],

@@ -2,8 +2,8 @@ rule prepare_model:
     input:
         sheet=MODELS_SHEET,
     output:
-        folder=directory("results/models/{model}/base"),
-        meta="results/models/{model}/base.json",
+        folder=directory(P.MODEL),
+        meta=P.MODEL_META,
     threads: workflow.cores
     log:
         "logs/prepare_model/{model}.log",

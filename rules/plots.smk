@@ -2,41 +2,48 @@
 
 
 def plot_targets():
-    out = expand("results/plots/{task}/{model}/pareto.png", model=config["models"], task=config["tasks"])
+    out = expand(f"{P.PLOTS}/pareto.png", model=config["models"], task=config["tasks"])
     if config["search"]["enabled"]:
-        out += expand("results/plots/{task}/{model}/search.png", model=config["models"], task=config["tasks"])
+        out += expand(f"{P.PLOTS}/search.png", model=config["models"], task=config["tasks"])
     if any(get_method(r["method"]).needs_importance for r in configured_runs(config)):
-        out += expand("results/plots/{task}/{model}/importance.png", model=config["models"], task=config["tasks"])
+        out += expand(f"{P.PLOTS}/importance.png", model=config["models"], task=config["tasks"])
     return out
 
 
 def search_records(w):
     if config["search"]["mode"] == "exhaustive":
-        return [f"results/search/{w.model}/{w.task}/grid.json"]
-    return [f"results/search/{w.model}/{w.task}/level{k}.json" for k in (1, 2, 3)]
+        return [P.fill(P.SEARCH_GRID, model=w.model, task=w.task)]
+    return [P.fill(P.SEARCH_LEVEL, model=w.model, task=w.task, level=k) for k in (1, 2, 3)]
+
+
+def row_metrics(w):
+    """Every configured row's metrics.json of one (model, task): the plot reads each row's run parameters."""
+    return [P.fill(P.METRICS, model=w.model, task=w.task, method=r["method"], variant=r["variant"])
+            for r in configured_runs(config)]
 
 
 rule plot_pareto:
     input:
-        rules.aggregate_results.output.csv,
+        table=rules.aggregate_results.output.csv,
+        metrics=row_metrics,
     output:
-        png=report("results/plots/{task}/{model}/pareto.png", caption="../workflow/report/pareto.rst",
+        png=report(f"{P.PLOTS}/pareto.png", caption="../workflow/report/pareto.rst",
                    category="{task}", subcategory="{model}", labels={"figure": "Spec vs Vers (Pareto)"}),
-        svg="results/plots/{task}/{model}/pareto.svg",
+        svg=f"{P.PLOTS}/pareto.svg",
     log:
         "logs/plot_pareto/{task}/{model}.log",
     shell:
-        "{PY} plot-pareto --table {input} --model {wildcards.model} --task {wildcards.task} "
-        "--png {output.png} --svg {output.svg} > {log} 2>&1"
+        "{PY} plot-pareto --table {input.table} --metrics {input.metrics} --model {wildcards.model} "
+        "--task {wildcards.task} --png {output.png} --svg {output.svg} > {log} 2>&1"
 
 
 rule plot_search:
     input:
         search_records,
     output:
-        png=report("results/plots/{task}/{model}/search.png", caption="../workflow/report/search.rst",
+        png=report(f"{P.PLOTS}/search.png", caption="../workflow/report/search.rst",
                    category="{task}", subcategory="{model}", labels={"figure": "coarse tree search"}),
-        svg="results/plots/{task}/{model}/search.svg",
+        svg=f"{P.PLOTS}/search.svg",
     log:
         "logs/plot_search/{task}/{model}.log",
     shell:
@@ -48,9 +55,9 @@ rule plot_importance:
     input:
         rules.compute_importance.output,
     output:
-        png=report("results/plots/{task}/{model}/importance.png", caption="../workflow/report/importance.rst",
+        png=report(f"{P.PLOTS}/importance.png", caption="../workflow/report/importance.rst",
                    category="{task}", subcategory="{model}", labels={"figure": "unit importance"}),
-        svg="results/plots/{task}/{model}/importance.svg",
+        svg=f"{P.PLOTS}/importance.svg",
     log:
         "logs/plot_importance/{task}/{model}.log",
     shell:

@@ -11,12 +11,12 @@ SEARCH = config["search"]
 
 def trial_metrics(w, nodes):
     """A trial is its own coarse_only run, or the configured coarse_only row of the same region."""
-    return [f"results/runs/{w.model}/{w.task}/{SEARCH_TRIAL_METHOD}/{trial_variant(config, n)}/metrics.json"
+    return [P.fill(P.METRICS, model=w.model, task=w.task, method=SEARCH_TRIAL_METHOD, variant=trial_variant(config, n))
             for n in nodes]
 
 
 def original_metrics(w):
-    return f"results/runs/{w.model}/{w.task}/original/{reference_variant(config, 'original')}/metrics.json"
+    return P.fill(P.METRICS, model=w.model, task=w.task, method="original", variant=reference_variant(config, "original"))
 
 
 def level_parent(w):
@@ -35,7 +35,7 @@ checkpoint search_level:
         original=original_metrics,
         cfg=config_input("search"),
     output:
-        "results/search/{model}/{task}/level{level}.json",
+        P.SEARCH_LEVEL,
     params:
         parent=lambda w: "" if int(w.level) == 1 else f"--parent {level_parent(w).id}",
         min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
@@ -54,7 +54,7 @@ rule search_grid:
         original=original_metrics,
         cfg=config_input("search"),
     output:
-        "results/search/{model}/{task}/grid.json",
+        P.SEARCH_GRID,
     params:
         min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
         uni=UNI,
@@ -67,9 +67,25 @@ rule search_grid:
 
 rule choose_region:
     input:
-        lambda w: (f"results/search/{w.model}/{w.task}/grid.json" if SEARCH["mode"] == "exhaustive"
-                   else f"results/search/{w.model}/{w.task}/level3.json"),
+        lambda w: (P.fill(P.SEARCH_GRID, model=w.model, task=w.task) if SEARCH["mode"] == "exhaustive"
+                   else P.fill(P.SEARCH_LEVEL, model=w.model, task=w.task, level=3)),
     output:
-        "results/search/{model}/{task}/chosen.json",
+        P.CHOSEN,
     shell:
         "cp {input} {output}"
+
+
+rule resolve_region:
+    """A from_search row's run or train config with the search's chosen region written in: what the row trains
+    is in its own config (run.json is true for every row), and only its own view's edits re-run it."""
+    input:
+        cfg=lambda w: config_input(w.view)(w),
+        chosen=P.CHOSEN,
+    output:
+        P.RESOLVED_CONFIG,
+    wildcard_constraints:
+        view="run|train",
+    log:
+        f"logs/resolve_region/{{view}}/{RUN_ID}.log",
+    shell:
+        "{PY} resolve-region --config {input.cfg} --chosen {input.chosen} --out {output} > {log} 2>&1"

@@ -1,15 +1,13 @@
 rule train:
     input:
-        cfg=config_input("train"),
+        cfg=row_config("train"),
         model=rules.prepare_model.output.folder,
         data=rules.prepare_data.output.train,
         importance=importance_inputs,
         sources=source_inputs,
-        region=region_input,
     output:
-        ckpt=directory(f"{RUN}/checkpoint"),
+        ckpt=directory(P.CHECKPOINT),
     params:
-        region=lambda w, input: f"--region {input.region}" if input.region else "",
         launch=lambda w, resources: launch_command(resources.gpu),
     resources:
         gpu=0,  # GPUs per job (SLURM profile); > 1 launches torchrun with one worker per GPU
@@ -21,4 +19,4 @@ rule train:
     shell:
         "COFITUNE_THREADS={threads} {params.launch} train --run-config {input.cfg} --model-dir {input.model} --data {input.data} "
         "--importance {input.importance} --sources {input.sources} "
-        "{params.region} --out {output.ckpt} > {log} 2>&1"
+        "--out {output.ckpt} > {log} 2>&1"

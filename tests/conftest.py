@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from cofitune.pipeline.launch import go_offline
+
+go_offline()
 
 WORDS = ("the a of to is in and what who when where answer question context paris france capital city "
          "river name year born it was red blue green one two three").split()

@@ -32,10 +32,10 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from cofitune.core.arch import decoder_layers
+from cofitune.core.recipe import STRATEGIES
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("ddp", "fsdp2")
 ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 T = TypeVar("T")
 

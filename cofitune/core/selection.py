@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 # name -> (a, b) as fractions of N
 LAYER_RANGES: dict[str, tuple[float, float]] = {
@@ -32,7 +34,15 @@ MODULE_SETS: dict[str, tuple[str, ...]] = {
     "mha+ffn": ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"),
 }
 
-_LAYER_PARAM = re.compile(r"(?:^|\.)layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.(weight|bias)$")
+#: a decoder layer's projection parameter: groups (layer index, projection name, weight|bias)
+LAYER_PARAM = re.compile(r"(?:^|\.)layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.(weight|bias)$")
+
+#: the projections a soft mask scales row by row (:mod:`cofitune.core.softmask`): every unit of MODULE_SETS
+MASKABLE = MODULE_SETS["mha+ffn"]
+#: the soft mask's options: what it scales (the gradient, or the optimiser's update) and how a row mask is
+#: laid out (per row, or tiled over the blocks of a sharded tensor)
+TARGETS = ("grad", "update")
+LAYOUTS = ("rows", "tiled")
 
 
 def layer_range(name: str, n_layers: int) -> range:
@@ -98,7 +108,7 @@ def trainable_names(model: nn.Module, layers: str, modules: str | Iterable[str])
     wanted = set(module_names(modules))
     names = set()
     for name, _ in model.named_parameters():
-        m = _LAYER_PARAM.search(name)
+        m = LAYER_PARAM.search(name)
         if m and int(m.group(1)) in span and m.group(2) in wanted:
             names.add(name)
     if not names:

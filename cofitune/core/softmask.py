@@ -22,7 +22,6 @@ block of the mask (:func:`local_view`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
@@ -30,16 +29,12 @@ import torch.nn as nn
 
 from cofitune.core.arch import decoder_layers
 from cofitune.core.distributed import row_block
-
-MASKABLE = ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj")
-TARGETS = ("grad", "update")
-LAYOUTS = ("rows", "tiled")
-_NAME = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.(weight|bias)$")
+from cofitune.core.selection import LAYER_PARAM, LAYOUTS, MASKABLE, TARGETS
 
 
 def row_scale(model: nn.Module, name: str, importance: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per-output-row multiplier ``1 - I`` for one q/k/v/up/down parameter (shape ``[rows]``)."""
-    m = _NAME.search(name)
+    m = LAYER_PARAM.search(name)
     if m is None or m.group(2) not in MASKABLE:
         raise ValueError(f"{name!r} is not a maskable projection; maskable: {MASKABLE}")
     layer, proj = int(m.group(1)), m.group(2)
@@ -107,7 +102,7 @@ class SoftMask:
         params = dict(model.named_parameters())
         scales = {}
         for name in sorted(names):
-            m = _NAME.search(name)
+            m = LAYER_PARAM.search(name)
             if m is None or m.group(2) not in units:
                 continue
             rows = row_scale(model, name, importance)
@@ -116,7 +111,7 @@ class SoftMask:
                 scales[name] = tiled(rows, p.shape).to(p.dtype)
             else:
                 scales[name] = rows.to(p.dtype).view(-1, *([1] * (p.dim() - 1)))
-        matched = {_NAME.search(n).group(2) for n in scales}
+        matched = {LAYER_PARAM.search(n).group(2) for n in scales}
         missing = [u for u in units if u not in matched]
         if missing:  # e.g. mask_units q_proj with modules=ffn: say so instead of ignoring it
             raise ValueError(f"softmask unit(s) {missing} match no trainable parameter")

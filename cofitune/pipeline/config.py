@@ -9,21 +9,41 @@ as input and hash into their results.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import yaml
 
 from cofitune.core.methods import get_method, load_plugins
+from cofitune.core.recipe import config_from_dict
 from cofitune.core.search import SEARCH_TRIAL_METHOD, Node, node_from_variant, node_variant
-from cofitune.core.trainer import config_from_dict
-from cofitune.pipeline.data import LOADERS
+from cofitune.pipeline import paths
 from cofitune.pipeline.io import sha256_text, write_json
-from cofitune.pipeline.model import read_sheet
+from cofitune.pipeline.loaders import loader_names
+from cofitune.pipeline.sheets import read_sheet
 from evaluators.versatility import resolve_task_name
 
 TASK_KEYS = {"loader", "train", "test", "instruction", "evaluator", "max_input_chars", "max_new_tokens",
              "description", "licence", "n_train", "n_test"}  # n_train/n_test override config key data
+
+
+#: the config schema: every configurable default is written there, once (``schema_default``)
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def schema_default(*keys: str):
+    """The schema's default at ``keys`` (e.g. ``schema_default("importance", "dropout")``): command-line
+    flags that mirror a config key take their default from here, so it is written in one place."""
+    node = _schema()
+    for key in keys:
+        node = node["properties"][key]
+    return node["default"]
 
 
 def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
@@ -37,8 +57,8 @@ def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
         for key in ("loader", "train", "test", "instruction", "evaluator"):
             if key not in spec:
                 raise ValueError(f"{path}: {name}: missing key {key!r}")
-        if spec["loader"] not in LOADERS:
-            raise ValueError(f"{path}: {name}.loader = {spec['loader']!r}; expected one of {sorted(LOADERS)}")
+        if spec["loader"] not in loader_names():
+            raise ValueError(f"{path}: {name}.loader = {spec['loader']!r}; expected one of {loader_names()}")
         for split in ("train", "test"):
             spec[split] = str(Path(root) / spec[split])
     return sheet
@@ -139,7 +159,7 @@ def check_config(config: dict, root: str | Path = ".") -> None:
     seen = set()
     for run in runs:
         where = f"config key methods[{run['_index']}]"
-        method = get_method(run["method"]).from_params(run.get("params"), where=f"{where}.params")
+        get_method(run["method"]).from_params(run.get("params"), where=f"{where}.params")
         config_from_dict({**config["train"], **run.get("train", {})}, where=f"{where}.train")
         ident = (run["method"], run["variant"])
         if ident in seen:
@@ -278,6 +298,29 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
     return json.loads(json.dumps(resolved))
 
 
+def resolve_region(cfg: dict, chosen: dict, where: str) -> dict:
+    """A ``from_search`` row's run (or train) config with the tree search's choice written in: ``params``
+    with the chosen ``layers`` and ``modules`` (checked by the method) and ``region`` naming the node. The
+    row's config then says what it trains, as every other row's does (``rules/search.smk``: resolve_region).
+
+    Raises:
+        ValueError: the row is not a ``from_search`` row, or the chosen region is not valid for its method
+            (the message names ``where``, the chosen.json file).
+    """
+    ident = f"{cfg['method']}/{cfg['variant']}"
+    if not cfg.get("from_search"):
+        raise ValueError(f"{ident}: not a from_search row; only those take the search's chosen region")
+    node = chosen["chosen"]
+    load_plugins(cfg.get("plugins", []))
+    try:
+        instance = get_method(cfg["method"]).from_params(
+            {**cfg["params"], "layers": node["layers"], "modules": node["modules"]}, where=f"{ident}.params")
+    except ValueError as err:
+        raise ValueError(f"{where}: the chosen region (layers={node['layers']!r}, modules={node['modules']!r}) "
+                         f"does not fit {ident}: {err}") from err
+    return json.loads(json.dumps({**cfg, "params": instance.describe(), "region": node["node"]}))
+
+
 EVAL_KEYS = ("speciality", "versatility", "drift")
 
 
@@ -296,7 +339,6 @@ def config_sha256(cfg: dict) -> str:
 # (:func:`sync_stage_config`), so its time stamp tracks its content: an edit re-runs what depends on it under
 # every rerun trigger, mtime-only included (the SLURM profile's).
 
-STAGE_CONFIG_DIR = "results/config"
 #: stage kind -> the key that names one job's configuration (Snakemake wildcards)
 STAGE_KEYS = {"run": "{model}/{task}/{method}/{variant}", "train": "{model}/{task}/{method}/{variant}",
               "data": "{task}", "importance": "{model}/{task}", "probe": "{model}", "search": "{model}/{task}",
@@ -331,8 +373,8 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
 
 
 def stage_config_path(kind: str, key: str) -> str:
-    """``results/config/<kind>/<key>.json``, relative to the working directory."""
-    return f"{STAGE_CONFIG_DIR}/{kind}/{key}.json"
+    """``results/config/<kind>/<key>.json`` (:data:`cofitune.pipeline.paths.STAGE_CONFIG`)."""
+    return paths.fill(paths.STAGE_CONFIG, kind=kind, key=key)
 
 
 def sync_stage_config(path: str | Path, content: dict) -> bool:

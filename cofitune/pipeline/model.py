@@ -1,20 +1,10 @@
-"""Models: the model sheet, preparing a local safetensors folder, loading, and partial checkpoints.
-
-Sources in the sheet (``config/models.yaml``):
-
-* ``gguf-package``: a GGUF file shipped inside an installed Python package (``package`` + ``file``);
-  dequantised once and saved as a safetensors HF folder (a GGUF-loaded model cannot be saved directly);
-* ``hf-dir``: a local Hugging Face folder;
-* ``hub``: a hub id (cluster use only; the demo and the tests never download);
-* ``tiny``: a randomly initialised Llama of the given shape (tests only), with the tokenizer of a
-  ``gguf-package`` entry.
-"""
+"""Models: preparing a local safetensors folder from a model sheet entry (:mod:`cofitune.pipeline.sheets`),
+loading, and partial checkpoints."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 from pathlib import Path
 
 import torch
@@ -22,9 +12,9 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from cofitune.pipeline.io import atomic_path, sha256_file, write_json
+from cofitune.pipeline.sheets import DTYPE_NAMES, read_sheet
 
-SOURCES = ("gguf-package", "hf-dir", "hub", "tiny")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 SANITY_PROMPT = "What is the capital of France?"
 
 
@@ -234,30 +224,3 @@ def load_for_eval(model_dir: str | Path, ckpt_dir: str | Path | None, dtype: str
         merge_trainable(model, ckpt_dir)
     model.eval()
     return model, tok
-
-
-def read_sheet(path: str | Path) -> dict:
-    """Read and validate the model sheet (YAML mapping name -> spec)."""
-    import yaml
-
-    path = Path(path)
-    sheet = yaml.safe_load(path.read_text()) or {}
-    allowed = {"source", "package", "wheel", "file", "location", "revision", "dtype", "n_layers", "shape", "seed",
-               "tokenizer_from", "description"}
-    for name, spec in sheet.items():
-        where = f"{path}: {name}"
-        unknown = sorted(set(spec) - allowed)
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        if spec.get("source") not in SOURCES:
-            raise ValueError(f"{where}.source = {spec.get('source')!r}; expected one of {SOURCES}")
-        if spec.get("dtype", "float32") not in DTYPES:
-            raise ValueError(f"{where}.dtype = {spec['dtype']!r}; expected one of {sorted(DTYPES)}")
-        needs = {"gguf-package": ("package", "file"), "hf-dir": ("location",), "hub": ("location",),
-                 "tiny": ("shape", "tokenizer_from")}[spec["source"]]
-        for key in needs:
-            if key not in spec:
-                raise ValueError(f"{where}: source {spec['source']!r} needs key {key!r}")
-        if spec["source"] == "tiny" and spec["tokenizer_from"] not in sheet:
-            raise ValueError(f"{where}.tokenizer_from = {spec['tokenizer_from']!r} is not in the sheet")
-    return json.loads(json.dumps(sheet))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import time
@@ -17,17 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
-              importance: list[str | Path], out: str | Path, region: str | Path | None = None) -> dict:
+              importance: list[str | Path], out: str | Path) -> dict:
     """Train the run described by its run config (the train view) and save only its trainable tensors into ``out``.
 
-    ``region``: the tree search's ``chosen.json``, required by methods with ``from_search: true``.
-    Under torchrun (an initialised process group) every rank trains; rank 0 alone writes the log and the
+    A ``from_search`` row's config must be resolved first (:func:`cofitune.pipeline.config.resolve_region`:
+    the search's chosen region written into its params). Under torchrun (an initialised process group) every rank trains; rank 0 alone writes the log and the
     checkpoint (FSDP2: the trained tensors are gathered and loaded into a fresh base model on rank 0),
     the others wait at a barrier and return ``{}``.
     """
     from cofitune.core import distributed
     from cofitune.core.methods import get_method, load_plugins
-    from cofitune.core.trainer import config_from_dict, describe, train
+    from cofitune.core.recipe import config_from_dict, describe
+    from cofitune.core.trainer import train
     from cofitune.pipeline.artifacts import load_importance
     from cofitune.pipeline.data import read_examples
     from cofitune.pipeline.model import load_base, save_trainable
@@ -39,13 +39,9 @@ def train_run(run_config: str | Path, model_dir: str | Path, data: str | Path,
     if method.kind != "trained":
         raise ValueError(f"{run_config}: method {cfg['method']!r} is {method.kind}: it does not train")
     train_cfg = config_from_dict(cfg["train"], where=f"{run_config}: train")
-    if method.from_search:
-        if region is None:
-            raise ValueError(f"{run_config}: from_search needs --region (the search's chosen.json)")
-        chosen = read_json(region)["chosen"]
-        method = dataclasses.replace(method, layers=chosen["layers"], modules=chosen["modules"])
-        cfg["params"] = method.describe()
-        log.info("region from %s: %s", region, chosen["node"])
+    if method.from_search and "region" not in cfg:
+        raise ValueError(f"{run_config}: a from_search row's config has no region: resolve it with the search's "
+                         "chosen.json first (python -m cofitune resolve-region)")
     multi, main = distributed.world_size() > 1, distributed.is_main()
     model, tok = load_base(model_dir)
     target = distributed.device()  # this rank's device; one process: the GPU when there is one
@@ -109,13 +105,10 @@ def combine_run(run_config: str | Path, model_dir: str | Path, sources: list[str
     return extra
 
 
-def run_record(cfg: dict, checkpoint_info: dict | None) -> dict:
-    """The ``run`` block of ``metrics.json``: identity from the run config, params as the checkpoint was built
-    with (a ``from_search`` run's region is only known at training time, from the search's chosen.json)."""
-    run = {k: cfg[k] for k in ("model", "task", "method", "variant", "row", "params", "seed")}
-    if checkpoint_info is not None:
-        run["params"] = checkpoint_info["run"]["params"]
-    return run
+def run_record(cfg: dict) -> dict:
+    """The ``run`` block of ``metrics.json``: the row's identity and parameters, from its run config (a
+    ``from_search`` row's config is resolved: its params name the region it trained)."""
+    return {k: cfg[k] for k in ("model", "task", "method", "variant", "row", "params", "seed")}
 
 
 def probe_run(model_dir, data_dir, out, *, max_new_tokens: int, max_prompt_tokens: int | None, batch_size: int) -> dict:
@@ -221,7 +214,7 @@ def evaluate_run(run_config, model_dir, checkpoint, test, out, predictions, nltk
     train_info = read_json(Path(checkpoint) / "trainable.json") if checkpoint else None
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {
-        "run": run_record(cfg, train_info),
+        "run": run_record(cfg),
         "metrics": {
             "spec": spec["score"], "spec_metric": spec["metric"], "spec_ci95": spec["ci95"],
             "spec_all": spec["metrics"], "spec_n": spec["n"],

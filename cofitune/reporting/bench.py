@@ -20,7 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from cofitune.pipeline import paths
 from cofitune.pipeline.io import atomic_write_text, read_json, sha256_text, write_json
+from cofitune.pipeline.launch import offline_env
 from cofitune.reporting import stats
 from cofitune.reporting.measures import compare_rows, measure_stat, record
 
@@ -150,15 +152,15 @@ def load_suite(suite: str) -> tuple[str, Path, dict]:
 def _snakemake(workdir: Path, configfiles: list[Path], targets: list[str], cores: int) -> None:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", *map(str, configfiles), "--cores", str(cores), "--rerun-incomplete", *targets]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = offline_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"snakemake failed ({proc.returncode}) in {workdir}; see its logs/ folder")
 
 
 def _metrics_targets(cfg: dict, method: str, variant: str) -> list[str]:
-    return [f"results/runs/{m}/{t}/{method}/{variant}/metrics.json" for m in cfg["models"] for t in cfg["tasks"]]
+    return [paths.fill(paths.METRICS, model=m, task=t, method=method, variant=variant)
+            for m in cfg["models"] for t in cfg["tasks"]]
 
 
 def baseline_file(baselines: Path, model: str, task: str, method: str, variant: str) -> Path:
@@ -231,7 +233,8 @@ def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict |
     for model in cfg["models"]:
         for task in cfg["tasks"]:
             base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
-            new = read_json(workdir / f"results/runs/{model}/{task}/{method}/{variant}/metrics.json")
+            new = read_json(workdir / paths.fill(paths.METRICS, model=model, task=task, method=method,
+                                                 variant=variant))
             blocks.append({"model": model, "task": task,
                            "metrics": compare(new, read_json(base_path), cfg["bench"]["gates"])})
     verdict = {"suite": name, "method": method, "variant": variant, "setting": entry,

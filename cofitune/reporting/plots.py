@@ -9,7 +9,6 @@ wrong; no row, node or matrix is silently dropped.
 from __future__ import annotations
 
 import math
-import re
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -29,7 +28,7 @@ from cofitune.pipeline.io import atomic_path  # noqa: E402
 DPI = 150
 VERS_LABEL = "Vers (%, mean of aspect scores)"
 SPEC_LABEL = "Spec (%, task metric)"
-PARETO_COLUMNS = ("method", "variant", "setting", "Spec", "Spec_lo", "Spec_hi", "Vers", "Vers_lo", "Vers_hi")
+PARETO_COLUMNS = ("method", "variant", "Spec", "Spec_lo", "Spec_hi", "Vers", "Vers_lo", "Vers_hi")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*")
 UNIT_TITLES = {"head": "attention heads", "intermediate": "FFN neurons (up_proj)",
                "output": "FFN outputs (down_proj)"}
@@ -85,21 +84,6 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: (pts[i][0], i))
 
 
-def parse_setting(setting: Any) -> dict[str, str]:
-    """``"k=v;k=v"`` (as written by the aggregate table) to a dict; empty / NaN gives ``{}``."""
-    if setting is None or (isinstance(setting, float) and math.isnan(setting)):
-        return {}
-    out = {}
-    for part in str(setting).split(";"):
-        if not part.strip():
-            continue
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise ValueError(f"setting {setting!r}: item {part!r} is not key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _whisker(row: pd.Series, col: str, label: str) -> list[list[float]] | None:
     """Asymmetric error bar ``[[below], [above]]`` from ``<col>_lo/_hi``; None when a bound is NaN."""
     value = float(row[col])
@@ -112,16 +96,12 @@ def _whisker(row: pd.Series, col: str, label: str) -> list[list[float]] | None:
     return [[max(value - lo, 0.0)], [max(hi - value, 0.0)]]
 
 
-def _single_row(df: pd.DataFrame, method: str, what: str, source: str = "") -> pd.Series | None:
-    """The one ``method`` row anchoring a Wise-FT curve end, or None when the table has none."""
-    rows = df[df["method"] == method]
-    if len(rows) > 1:  # several variants: keep the one the Wise-FT source names
-        named = rows[[bool(source) and re.search(rf"(?<![\w-]){re.escape(str(v))}(?![\w-])", source) is not None
-                      for v in rows["variant"]]]
-        if len(named) != 1:
-            raise ValueError(f"Wise-FT {what} end is ambiguous: {method} rows {sorted(map(str, rows['variant']))}"
-                             f" and source {source!r}")
-        rows = named
+def _anchor(df: pd.DataFrame, method: str, variant: str | None, what: str) -> pd.Series | None:
+    """The row that anchors one end of a Wise-FT curve (``variant`` None: the method's only row), or None
+    when the table has none."""
+    rows = df[(df["method"] == method) & ((df["variant"] == variant) if variant is not None else True)]
+    if len(rows) > 1:
+        raise ValueError(f"Wise-FT {what} end is ambiguous: {method} rows {sorted(map(str, rows['variant']))}")
     return rows.iloc[0] if len(rows) else None
 
 
@@ -136,14 +116,17 @@ def versus_full_sft(row: pd.Series) -> str:
     return ", ".join(decided)
 
 
-def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title: str) -> None:
+def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title: str,
+                params: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> None:
     """Spec (y) vs Vers (x) of every method row of one (model, task).
 
     Draws each row as a point with 95% CI whiskers (none on an axis whose bound is NaN), one colour and
     marker per method, numbered in table order; the legend keys each number to its ``method/variant``
     (labels beside the points collide once trials cluster); the Pareto front (maximise both) as a
-    dashed line sorted by Vers; and the Wise-FT rows as a solid line sorted by ``alpha`` (parsed from
-    ``setting``), extended to the ``original`` row (alpha=0) and the ``full_sft`` row (alpha=1).
+    dashed line sorted by Vers; and the Wise-FT rows as a solid line per source run, sorted by ``alpha``,
+    extended to the ``original`` row (alpha=0) and the source row (alpha=1). ``params`` maps each row's
+    ``(method, variant)`` to its run parameters as the run files record them (``run.params`` of its
+    ``metrics.json``); the Wise-FT rows need theirs.
     A filled marker is a row distinguishable from Full SFT (a decided paired verdict on Spec, Vers, VersP or
     Drift, named in its legend entry); a hollow marker is within noise of Full SFT on all of them.
     """
@@ -180,26 +163,23 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
 
         wise = df[df["method"] == "wise_ft"]
         if len(wise):
-            groups: dict[str, list[tuple[float, int]]] = {}
+            groups: dict[tuple[str, str], list[tuple[float, int]]] = {}
             for i, row in wise.iterrows():
-                params = parse_setting(row["setting"])
-                if "alpha" not in params:
-                    raise ValueError(f"row {labels[i]}: setting {row['setting']!r} has no 'alpha'")
-                alpha = _finite(params.pop("alpha"), f"row {labels[i]}: alpha")
-                key = ";".join(f"{k}={v}" for k, v in sorted(params.items()))
-                groups.setdefault(key, []).append((alpha, i))
+                run = (params or {}).get((row["method"], row["variant"]))
+                if run is None or "alpha" not in run or "source" not in run:
+                    raise ValueError(f"row {labels[i]}: its run parameters (alpha, source) are not given: "
+                                     f"{run!r}")
+                alpha = _finite(run["alpha"], f"row {labels[i]}: alpha")
+                groups.setdefault(tuple(run["source"]), []).append((alpha, i))
             colour = style["wise_ft"][0]
-            for key, members in groups.items():
+            for source, members in groups.items():
                 members.sort()
                 path = [(xs[i], ys[i]) for _, i in members]
-                source = parse_setting(df.at[members[0][1], "setting"]).get("source", "")
-                start = _single_row(df, "original", "alpha=0")
-                end = _single_row(df, "full_sft", "alpha=1", source)
-                if start is not None:
-                    path.insert(0, (float(start["Vers"]), float(start["Spec"])))
-                if end is not None:
-                    path.append((float(end["Vers"]), float(end["Spec"])))
-                name = "Wise-FT (alpha)" if len(groups) == 1 else f"Wise-FT (alpha) {key}"
+                for end, at in ((_anchor(df, "original", None, "alpha=0"), 0),
+                                (_anchor(df, *source, "alpha=1"), len(path) + 1)):
+                    if end is not None:
+                        path.insert(at, (float(end["Vers"]), float(end["Spec"])))
+                name = "Wise-FT (alpha)" if len(groups) == 1 else f"Wise-FT (alpha) of {'/'.join(source)}"
                 ax.plot(*zip(*path), "-", color=colour, lw=1.5, alpha=0.8, zorder=2, label=name)
 
         ax.set_xlabel(VERS_LABEL)

@@ -33,5 +33,5 @@ if [ -f "$DST/search/grid.json" ]; then
     --title "Exhaustive grid: SmolLM2-135M-Instruct on SQuAD (coarse-only trials, Uni)" \
     --png "$DST/grid.png" --svg "$DST/grid.svg"
 fi
-.venv/bin/python -m cofitune plot-pareto --table "$DST/table.csv" --model smollm2-135m --task squad \
-  --png "$DST/pareto.png" --svg "$DST/pareto.svg"
+.venv/bin/python -m cofitune plot-pareto --table "$DST/table.csv" --metrics "${metrics[@]}" --model smollm2-135m \
+  --task squad --png "$DST/pareto.png" --svg "$DST/pareto.svg"

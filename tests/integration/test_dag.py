@@ -16,23 +16,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cofitune.pipeline import launch
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 def offline_env() -> dict[str, str]:
     """The pipeline's environment: offline hubs, this interpreter's venv first on PATH."""
-    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return launch.offline_env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None,
+              snakefile: Path = ROOT / "Snakefile") -> subprocess.CompletedProcess:
     env = {**offline_env(), **(env or {})}
     # --max-threads 1: a tiny model's job is mostly process start-up (single-threaded imports), so two
     # one-thread jobs side by side finish the DAG sooner than one two-thread job at a time.
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir),
            "--configfile", str(ROOT / "config/test.yaml"), "--cores", "2", "--max-threads", "1", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)  # a hang guard only
+    workdir.mkdir(parents=True, exist_ok=True)  # the cwd too: `python -m` puts it first on sys.path
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=3600)  # a hang guard only
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -200,6 +203,11 @@ def test_tree_search_levels_and_searched_run(dag_run):
         searched = json.loads((dag_run / "results/runs" / model / "squad/cofitune/searched/metrics.json").read_text())
         params = searched["run"]["params"]  # the table's setting: the region trained, not the config default
         assert (params["layers"], params["modules"]) == (chosen["layers"], chosen["modules"])
+        # the row's own configs say so (rule resolve_region): what evaluated it, and what trained it
+        resolved = {view: json.loads((dag_run / f"results/config/resolved/{view}/{model}/squad/cofitune/searched.json")
+                                     .read_text()) for view in ("run", "train")}
+        assert resolved["run"]["region"] == chosen["node"] and searched["meta"]["run_config"] == resolved["run"]
+        assert resolved["train"]["params"] == params and "versatility" not in resolved["train"]
         index = json.loads((dag_run / "results/runs" / model / "squad/cofitune/searched/checkpoint/trainable.json")
                            .read_text())
         from cofitune.core.selection import layer_range, module_names
@@ -353,69 +361,6 @@ def test_cli_bad_input_exits_nonzero_with_place_and_no_output(tmp_path):
     shutil.rmtree(tmp_path)
 
 
-THROWAWAY = '''
-from dataclasses import dataclass
-
-from cofitune.core.methods import Method, register
-
-
-@register("attn_only")
-@dataclass(frozen=True)
-class AttnOnly(Method):
-    """Throwaway method: train every q/k/v/o projection."""
-
-    def trainable(self, model):
-        return {n for n, _ in model.named_parameters() if ".self_attn." in n}
-'''
-
-
-@pytest.fixture(scope="module")
-def plugin_on_hub_model(tmp_path_factory):
-    """One small DAG: a throwaway one-file method on a `source: hub` model that lives only in a local HF cache
-    (the layout `fetch-models` leaves: models--org--name/{refs/main, snapshots/<rev>/}), fully offline."""
-    from cofitune.pipeline.model import prepare_model, read_sheet
-
-    tmp = tmp_path_factory.mktemp("hub")
-    tiny = tmp / "tiny"
-    prepare_model("tiny-llama-8", read_sheet(ROOT / "config/test_models.yaml"), tiny, tmp / "tiny.json")
-    repo = tmp / "hub" / "models--cofitune-test--tiny-llama"
-    shutil.copytree(tiny, repo / "snapshots" / ("ab" * 20))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("ab" * 20)
-    sheet = tmp / "models.yaml"
-    sheet.write_text("tiny-hub:\n  source: hub\n  location: cofitune-test/tiny-llama\n  n_layers: 8\n")
-    plugin = tmp / "attn_only.py"
-    plugin.write_text(THROWAWAY)
-    extra = tmp / "plugin.yaml"
-    extra.write_text(f"method_plugins: ['{plugin}']\nmodels_sheet: {sheet}\nmodels: [tiny-hub]\n"
-                     "search: {enabled: false}\n"
-                     "methods:\n  - {method: original, variant: base}\n  - {method: attn_only, variant: all}\n")
-    work = tmp / "work"
-    snakemake(work, "--configfile", str(ROOT / "config/test.yaml"), str(extra), env={"HF_HUB_CACHE": str(tmp / "hub")})
-    return work, repo
-
-
-def test_a_new_method_is_one_file(plugin_on_hub_model):
-    work, _ = plugin_on_hub_model
-    df = pd.read_csv(work / "results/tables/main.csv")
-    assert list(zip(df.method, df.variant)) == [("original", "base"), ("attn_only", "all")]
-    index = json.loads((work / "results/runs/tiny-hub/squad/attn_only/all/checkpoint/trainable.json").read_text())
-    assert len(index["names"]) == 8 * 4 and all(".self_attn." in n for n in index["names"])
-
-
-def test_a_hub_model_runs_end_to_end_offline_from_the_hf_cache(plugin_on_hub_model):
-    from safetensors.torch import load_file
-
-    work, repo = plugin_on_hub_model
-    meta = json.loads((work / "results/models/tiny-hub/base.json").read_text())
-    assert meta["source"] == "hub" and meta["n_layers"] == 8
-    snapshot = next((repo / "snapshots").iterdir())
-    got, want = (load_file(d / "model.safetensors") for d in (work / "results/models/tiny-hub/base", snapshot))
-    assert set(got) == set(want) and all(bool((got[k] == want[k]).all()) for k in want)
-    metrics = json.loads((work / "results/runs/tiny-hub/squad/original/base/metrics.json").read_text())
-    assert metrics["run"]["model"] == "tiny-hub" and metrics["metrics"]["suites"]
-
-
 def test_a_hard_killed_run_resumes_after_unlock_to_the_same_table(dag_run, tmp_path):
     """SIGKILL of the whole run mid-training leaves Snakemake's lock: the rerun is refused until `--unlock`,
     then finishes without redoing finished jobs, and its table equals, cell for cell, the table of the same
@@ -441,7 +386,10 @@ def test_a_hard_killed_run_resumes_after_unlock_to_the_same_table(dag_run, tmp_p
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (work / "results/runs/tiny-llama-8/squad/full_sft/all/checkpoint/trainable.safetensors").exists()
-    refused = snakemake(work, *args, check=False)
+    assert list((work / ".snakemake/locks").iterdir()), "the killed run left no lock"
+    # incomplete outputs are the other leftover (the job killed mid-write, and any running beside it): even
+    # a rerun that would redo them is refused while the lock stands
+    refused = snakemake(work, *args, "--rerun-incomplete", check=False)
     assert refused.returncode != 0 and "cannot be locked" in refused.stdout + refused.stderr
     snakemake(work, *args, "--unlock")
     resumed = snakemake(work, *args, "--rerun-incomplete")

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cofitune.pipeline.launch import offline_env
 from tests.integration.slurm_cluster import ClusterError, SlurmCluster, job_state, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +77,7 @@ def command(work: Path, extra: Path, *args: str) -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return offline_env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
 
 
 def start(work: Path, extra: Path, *args: str, log: Path) -> subprocess.Popen:

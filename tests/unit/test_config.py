@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from cofitune.pipeline.config import check_config, configured_runs, read_task_sheet, run_config, run_sources, train_view
-from cofitune.pipeline.model import read_sheet
+from cofitune.pipeline.sheets import read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
@@ -300,3 +300,42 @@ def test_a_task_override_takes_only_sizes_and_budget(config):
     cfg["task_overrides"] = {"squad": {"loader": "squad"}}
     with pytest.raises(WorkflowError, match="'loader' was unexpected"):
         validate(cfg, SCHEMA)
+
+
+def _searched_row(config):
+    config = copy.deepcopy(config)
+    config["methods"] = [{"method": "original", "variant": "base"},
+                         {"method": "cofitune", "variant": "searched", "params": {"from_search": True}}]
+    return config
+
+
+CHOSEN = {"chosen": {"node": "mha@bottom1", "layers": "bottom1", "modules": "mha"}}
+
+
+@pytest.mark.parametrize("view", ["run", "train"])
+def test_a_searched_row_is_resolved_to_the_chosen_region_in_both_views(config, view):
+    """The searched row's run and train configs name the region it trains, read from chosen.json, and
+    nothing else changes; the train view stays free of evaluation settings."""
+    from cofitune.pipeline.config import resolve_region
+
+    cfg = run_config(_searched_row(config), "smollm2-135m", "squad", "cofitune", "searched")
+    cfg = cfg if view == "run" else train_view(cfg)
+    resolved = resolve_region(cfg, CHOSEN, where="chosen.json")
+    assert resolved["params"]["layers"] == "bottom1" and resolved["params"]["modules"] == "mha"
+    assert resolved["region"] == "mha@bottom1"
+    assert {k: v for k, v in resolved.items() if k not in ("params", "region")} == {
+        k: v for k, v in cfg.items() if k != "params"}
+    assert {k: v for k, v in resolved["params"].items() if k not in ("layers", "modules")} == {
+        k: v for k, v in cfg["params"].items() if k not in ("layers", "modules")}
+    assert cfg["params"]["layers"] == "bottom2" and "region" not in cfg  # the input is not modified
+
+
+def test_only_a_from_search_row_is_resolved_and_a_bad_region_is_named(config):
+    from cofitune.pipeline.config import resolve_region
+
+    plain = run_config(config, "smollm2-135m", "squad", "full_sft", "all")
+    with pytest.raises(ValueError, match="full_sft/all: not a from_search row"):
+        resolve_region(plain, CHOSEN, where="chosen.json")
+    cfg = run_config(_searched_row(config), "smollm2-135m", "squad", "cofitune", "searched")
+    with pytest.raises(ValueError, match=r"chosen.json: .*layers"):
+        resolve_region(cfg, {"chosen": {"node": "x", "layers": "sideways", "modules": "mha"}}, where="chosen.json")

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from cofitune.pipeline.data import DataError, iter_jsonl, load_split, prepare_task, read_examples
+from cofitune.pipeline.data import load_split, prepare_task, read_examples
+from cofitune.pipeline.records import DataError, iter_jsonl
 
 SQUAD = {"context": "Paris is the capital of France.", "question": "What is the capital of France?",
          "answers": ["Paris", "Paris"]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from cofitune.core.trainer import TrainConfig
+from cofitune.core.recipe import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())

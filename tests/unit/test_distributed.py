@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,10 +21,12 @@ from safetensors.torch import load_file
 from cofitune.core import distributed
 from cofitune.core.importance import compute_importance, unit_shapes
 from cofitune.core.methods.l2 import distance_penalty
+from cofitune.core.recipe import TrainConfig
 from cofitune.core.selection import trainable_names
 from cofitune.core.softmask import SoftMask
-from cofitune.core.trainer import IGNORE, TrainConfig, batches, local_part, n_targets, tokenize_example, train
+from cofitune.core.trainer import IGNORE, batches, local_part, n_targets, tokenize_example, train
 from cofitune.pipeline.artifacts import save_importance
+from cofitune.pipeline.launch import offline_env
 from tests.conftest import make_examples, tiny_llama, word_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,8 +131,8 @@ def _torchrun(out: Path, *args: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": ""}
+    env = offline_env(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", TOKENIZERS_PARALLELISM="false",
+                      CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
                            "--master_addr=127.0.0.1", f"--master_port={port}", *args],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cofitune.core.trainer import config_from_dict, train
+from cofitune.core.recipe import config_from_dict
+from cofitune.core.trainer import train
 from cofitune.pipeline import drift, probe
 from tests.conftest import make_examples, tiny_llama
 

@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "docs"))
 import import_graph  # noqa: E402
 
-#: what reporting may read of the pipeline: the artifact helpers, and the code hash for the bench's references
-REPORTING_MAY_IMPORT = {"cofitune.pipeline.io", "cofitune.pipeline.provenance"}
+#: what reporting may read of the pipeline: the artifact helpers and paths, the code hash for the bench's
+#: references, and the stage environment for the bench, which runs the DAG
+REPORTING_MAY_IMPORT = {"cofitune.pipeline.io", "cofitune.pipeline.paths", "cofitune.pipeline.provenance",
+                        "cofitune.pipeline.launch"}
 
 
 def test_the_core_imports_only_the_core():
@@ -68,3 +70,28 @@ def test_the_committed_drawing_is_current(capsys):
     import_graph.main()
     assert (ROOT / "docs/floors.md").read_text() == capsys.readouterr().out, (
         "docs/floors.md is stale: python docs/import_graph.py > docs/floors.md")
+
+
+def test_the_dag_parses_without_torch():
+    """Snakemake parses the Snakefile for every `snakemake` call, and once more inside every cluster job: the
+    modules the workflow imports, the method registry and the config check must not pull in torch (seconds
+    of import each time) or transformers."""
+    import re
+    import subprocess
+
+    imports = set()
+    for smk in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
+        imports |= set(re.findall(r"^\s*(?:from|import) (cofitune[\w.]*|evaluators[\w.]*)", smk.read_text(), re.M))
+    assert "cofitune.pipeline.config" in imports
+    code = ("import sys, yaml\n"
+            + "".join(f"import {m}\n" for m in sorted(imports))
+            + "from cofitune.core.methods import get_method, method_names\n"
+              "from cofitune.pipeline.config import check_config, configured_runs\n"
+              "[get_method(m) for m in method_names()]\n"
+              f"config = yaml.safe_load(open({str(ROOT / 'config/config.yaml')!r}))\n"
+              f"check_config(config, {str(ROOT)!r})\n"
+              "configured_runs(config)\n"
+              "print(sorted(m for m in ('torch', 'transformers', 'safetensors', 'peft') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]", out.stdout

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cofitune.core.methods import get_method, method_names
-from cofitune.core.trainer import (IGNORE, TrainConfig, collate, config_from_dict, n_targets, sft_loss,
-                                   tokenize_example, train)
+from cofitune.core.recipe import TrainConfig, config_from_dict
+from cofitune.core.trainer import IGNORE, collate, n_targets, sft_loss, tokenize_example, train
 from cofitune.pipeline.model import merge_trainable, save_trainable
 from tests.conftest import make_examples, tiny_llama
 

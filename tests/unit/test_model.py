@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cofitune.pipeline.model import prepare_model, read_sheet
+from cofitune.pipeline.launch import offline_env
+from cofitune.pipeline.model import prepare_model
+from cofitune.pipeline.sheets import read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -20,7 +21,7 @@ REV = "0123456789abcdef0123456789abcdef01234567"
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cofitune", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+                          env=offline_env(**(env or {})))
 
 
 def fake_hub_cache(cache: Path, repo_id: str, folder: Path) -> Path:
@@ -67,14 +68,13 @@ def test_a_hub_entry_is_prepared_offline_from_the_hf_cache(tmp_path, tiny_folder
                                                   "n_layers": 8}}))
     out = tmp_path / "prepared"
     proc = cli("prepare-model", "--sheet", str(sheet), "--name", "tiny-hub", "--out", str(out), "--meta",
-               str(tmp_path / "prepared.json"), env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
+               str(tmp_path / "prepared.json"), env={"HF_HUB_CACHE": str(tmp_path / "hub")})
     assert proc.returncode == 0, proc.stderr
     got, want = load_file(out / "model.safetensors"), load_file(snapshot / "model.safetensors")
     assert set(got) == set(want) and all(bool((got[k] == want[k]).all()) for k in want)
     assert json.loads((tmp_path / "prepared.json").read_text())["source"] == "hub"
     # fetch-models finds it cached (offline: no download is attempted)
-    proc = cli("fetch-models", "--sheet", str(sheet), env={"HF_HUB_CACHE": str(tmp_path / "hub"),
-                                                           "HF_HUB_OFFLINE": "1"})
+    proc = cli("fetch-models", "--sheet", str(sheet), env={"HF_HUB_CACHE": str(tmp_path / "hub")})
     assert proc.returncode == 0 and str(snapshot) in proc.stderr, proc.stderr
 
 
@@ -83,7 +83,7 @@ def test_a_missing_hub_model_fails_in_one_line_with_the_fetch_command(tmp_path):
     sheet.write_text(yaml.safe_dump({"qwen": {"source": "hub", "location": "Qwen/Qwen2.5-0.5B-Instruct"}}))
     out = tmp_path / "prepared"
     proc = cli("prepare-model", "--sheet", str(sheet), "--name", "qwen", "--out", str(out), "--meta",
-               str(tmp_path / "m.json"), env={"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"})
+               str(tmp_path / "m.json"), env={"HF_HUB_CACHE": str(tmp_path / "empty")})
     assert proc.returncode == 2 and not out.exists() and not (tmp_path / "m.json").exists()
     errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -67,21 +67,25 @@ def test_pareto_front_rejects_nan():
 
 # ---- pareto_plot -------------------------------------------------------------------------------------
 
-def _row(method, variant, spec, vers, setting="", ci=2.0):
-    return {"model": "m", "task": "t", "method": method, "variant": variant, "setting": setting,
+def _row(method, variant, spec, vers, ci=2.0):
+    return {"model": "m", "task": "t", "method": method, "variant": variant,
             "Spec": spec, "Spec_lo": spec - ci, "Spec_hi": spec + ci,
             "Vers": vers, "Vers_lo": vers - ci, "Vers_hi": vers + ci}
 
 
+ALPHAS = (0.75, 0.25, 0.5)
+#: the Wise-FT rows' run parameters, as their metrics.json record them
+WISE_PARAMS = {("wise_ft", f"full-alpha{a}"): {"alpha": a, "source": ["full_sft", "all"]} for a in ALPHAS}
+
+
 def _table(with_wise: bool = False) -> pd.DataFrame:
-    rows = [_row("original", "base", 10.0, 60.0, setting=NAN),
+    rows = [_row("original", "base", 10.0, 60.0),
             _row("full_sft", "all", 50.0, 30.0),
-            _row("lora", "r8", 40.0, 45.0, setting="alpha=16;modules=mha+ffn;r=8"),
-            _row("cofitune", "best", 48.0, 50.0, setting="")]
+            _row("lora", "r8", 40.0, 45.0),
+            _row("cofitune", "best", 48.0, 50.0)]
     rows[3]["Vers_lo"] = rows[3]["Vers_hi"] = NAN  # no Vers whisker on this row
     if with_wise:
-        rows += [_row("wise_ft", f"full-alpha{a}", 10 + 40 * a, 60 - 30 * a,
-                      setting=f"alpha={a};source=['full_sft', 'all']") for a in (0.75, 0.25, 0.5)]
+        rows += [_row("wise_ft", f"full-alpha{a}", 10 + 40 * a, 60 - 30 * a) for a in ALPHAS]
     return pd.DataFrame(rows)
 
 
@@ -104,21 +108,26 @@ def test_pareto_plot_numbers_points_and_keys_them_in_the_legend(tmp_path):
     assert bold == ["1", "2", "3", "4"]  # the numbers beside the points, in table order
 
 
-def test_pareto_plot_draws_wise_ft_curve(tmp_path):
-    pareto_plot(_table(with_wise=True), *_paths(tmp_path, "wise"), title="wise")
+def test_pareto_plot_draws_wise_ft_curve_from_the_run_parameters(tmp_path, monkeypatch):
+    """The curve runs original (alpha 0) -> the rows by their recorded alpha -> the source row (alpha 1)."""
+    drawn = []
+    real_plot = plt.Axes.plot
+    monkeypatch.setattr(plt.Axes, "plot", lambda ax, *a, **k: drawn.append((a, k)) or real_plot(ax, *a, **k))
+    pareto_plot(_table(with_wise=True), *_paths(tmp_path, "wise"), title="wise", params=WISE_PARAMS)
     svg = _check_files(tmp_path, "wise")
-    assert "Wise-FT (alpha)" in svg
-    assert "wise_ft/full-alpha0.5" in svg
+    assert "Wise-FT (alpha)" in svg and "wise_ft/full-alpha0.5" in svg
+    (xs, ys, _), = [a for a, k in drawn if k.get("label") == "Wise-FT (alpha)"]
+    assert list(xs) == [60.0, 60 - 30 * 0.25, 60 - 30 * 0.5, 60 - 30 * 0.75, 30.0]  # original, 0.25 .. 0.75, full_sft
+    assert list(ys) == [10.0, 20.0, 30.0, 40.0, 50.0]
 
 
-def test_pareto_plot_wise_ft_without_alpha_raises(tmp_path):
-    table = _table(with_wise=True)
-    table.loc[table["method"] == "wise_ft", "setting"] = "source=x"
+@pytest.mark.parametrize("params", [None, {k: {"source": ["full_sft", "all"]} for k in WISE_PARAMS}])
+def test_pareto_plot_wise_ft_without_its_run_parameters_raises(tmp_path, params):
     with pytest.raises(ValueError, match="alpha"):
-        pareto_plot(table, *_paths(tmp_path, "bad"), title="t")
+        pareto_plot(_table(with_wise=True), *_paths(tmp_path, "bad"), title="t", params=params)
 
 
-@pytest.mark.parametrize("column", ["Spec_hi", "setting", "method"])
+@pytest.mark.parametrize("column", ["Spec_hi", "method"])
 def test_pareto_plot_missing_column_named(tmp_path, column):
     with pytest.raises(ValueError, match=column):
         pareto_plot(_table().drop(columns=[column]), *_paths(tmp_path, "bad"), title="t")

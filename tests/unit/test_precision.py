@@ -9,7 +9,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cofitune.core.trainer import TrainConfig, config_from_dict, native_bf16, resolve_bf16, train
+from cofitune.core.recipe import TrainConfig, config_from_dict
+from cofitune.core.trainer import native_bf16, resolve_bf16, train
 from tests.conftest import make_examples, tiny_llama
 
 ROOT = Path(__file__).resolve().parents[2]

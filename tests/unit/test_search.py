@@ -196,16 +196,24 @@ def test_trial_node_reads_the_region_from_the_run():
         trial_node({"run": {**run, "params": {"layers": "bottom9", "modules": "ffn"}}}, "x.json")
 
 
-def test_metrics_record_the_region_a_searched_run_trained():
-    """The run config holds the configured defaults; the checkpoint holds the region the search chose."""
-    from cofitune.pipeline.runner import run_record
+def test_a_searched_row_trains_only_from_a_resolved_config(tmp_path):
+    """The region a searched row trains is in its own (resolved) config, which metrics.json records as is;
+    a config the search's choice was never written into is refused before any model is loaded."""
+    import json
+
+    from cofitune.pipeline.runner import run_record, train_run
 
     cfg = {"model": "m", "task": "t", "method": "cofitune", "variant": "searched", "row": "searched", "seed": 1,
-           "params": {"from_search": True, "layers": "bottom2", "modules": "ffn"}, "template": "x"}
-    trained = {"run": {**cfg, "params": {"from_search": True, "layers": "middle", "modules": "mha"}}}
-    assert run_record(cfg, trained)["params"] == {"from_search": True, "layers": "middle", "modules": "mha"}
-    assert run_record(cfg, None)["params"] == cfg["params"]  # `original`: no checkpoint
-    assert set(run_record(cfg, trained)) == {"model", "task", "method", "variant", "row", "params", "seed"}
+           "kind": "trained", "params": {"from_search": True, "layers": "bottom2", "modules": "ffn"},
+           "train": {}, "plugins": []}
+    path = tmp_path / "searched.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"searched.json: a from_search row's config has no region.*resolve-region"):
+        train_run(path, tmp_path / "no-model", tmp_path / "no-data.jsonl", [], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    resolved = {**cfg, "params": {**cfg["params"], "layers": "middle", "modules": "mha"}, "region": "mha@middle"}
+    assert run_record(resolved) == {k: resolved[k] for k in ("model", "task", "method", "variant", "row", "params",
+                                                             "seed")}
 
 
 def test_a_node_id_parses_back_to_its_node_and_nothing_else_parses():

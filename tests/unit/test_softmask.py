@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from cofitune.core.importance import unit_shapes
+from cofitune.core.recipe import TrainConfig
 from cofitune.core.selection import trainable_names
 from cofitune.core.softmask import SoftMask, row_scale, tiled
-from cofitune.core.trainer import TrainConfig, train
+from cofitune.core.trainer import train
 from tests.conftest import make_examples, tiny_llama
 
 

@@ -12,7 +12,8 @@ import copy
 
 import pytest
 
-from cofitune.core.trainer import config_from_dict, train
+from cofitune.core.recipe import config_from_dict
+from cofitune.core.trainer import train
 from cofitune.pipeline.evaluate import evaluate_speciality
 from evaluators.speciality import get_scorer
 from tests.conftest import make_examples, tiny_llama

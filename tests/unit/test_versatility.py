@@ -20,10 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from cofitune.pipeline.launch import offline_env  # noqa: E402
 from evaluators import versatility as V  # noqa: E402
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 DATA = REPO / "resources" / "data" / "versatility"
 EXPECTED = {
@@ -219,7 +217,7 @@ def test_punkt_and_ifeval_import_in_fresh_process_without_download(tmp_path):
         "from lm_eval.tasks.ifeval import instructions_util as u;"
         "print(u.count_sentences('A b. C d. E f.'))"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = offline_env()
     env.pop("NLTK_DATA", None)
     out = subprocess.run(
         [sys.executable, "-c", code, str(REPO), str(tmp_path / "nltk")],

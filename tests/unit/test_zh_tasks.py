@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from cofitune.pipeline.config import check_config, read_task_sheet
-from cofitune.pipeline.data import DataError, load_split, prepare_task
+from cofitune.pipeline.data import load_split, prepare_task
+from cofitune.pipeline.records import DataError
 from evaluators.speciality import get_scorer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -355,7 +356,7 @@ def test_paper_config_validates(paper):
 
 
 def test_paper_models_sheet():
-    from cofitune.pipeline.model import read_sheet
+    from cofitune.pipeline.sheets import read_sheet
 
     models = read_sheet(REPO / "config" / "paper_models.yaml")
     expected = {"qwen2.5-0.5b-instruct": ("Qwen/Qwen2.5-0.5B-Instruct", 24),

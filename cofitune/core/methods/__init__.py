@@ -1,7 +1,9 @@
 """Method registry: one file per method, registered with ``@register("name")``.
 
 Every module in this package is imported on first use, so a new method needs no edit elsewhere: the
-config schema's method names and the DAG's wildcard constraint are read from :data:`METHODS`.
+config schema's method names and the DAG's wildcard constraint are read from :data:`METHODS`. The workflow
+imports the registry each time it parses the DAG (and again inside every cluster job), so the method files
+import torch where they compute, not at the top: a plugin may import it anywhere, at a few seconds per parse.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch.nn as nn
+if TYPE_CHECKING:  # the registry is read when the DAG parses: no torch import here
+    import torch.nn as nn
 
-from cofitune.core.softmask import SoftMask
+    from cofitune.core.softmask import SoftMask
 
 METHODS: dict[str, type[Method]] = {}
 #: what a run of a method is: ``reference`` (the base model evaluated as is), ``trained`` (it trains), or

@@ -4,8 +4,7 @@ from dataclasses import dataclass
 
 from cofitune.core.methods import register
 from cofitune.core.methods.coarse_only import CoarseOnly
-from cofitune.core.selection import module_names
-from cofitune.core.softmask import LAYOUTS, MASKABLE, TARGETS, SoftMask
+from cofitune.core.selection import LAYOUTS, MASKABLE, TARGETS, module_names
 
 
 @register("cofitune")
@@ -42,4 +41,6 @@ class CoFiTune(CoarseOnly):
         return ffn or tuple(u for u in own if u in MASKABLE)
 
     def softmask(self, model, names, importance):
+        from cofitune.core.softmask import SoftMask  # torch: at training time, not when the DAG parses
+
         return SoftMask.build(model, names, importance, units=self.units, target=self.target, layout=self.layout)

@@ -1,11 +1,15 @@
 """L2 to the initial weights: ``loss + lam * sum((theta - theta0)^2)`` over the trainable params."""
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cofitune.core.methods import register
 from cofitune.core.methods.full_sft import FullSFT
+
+if TYPE_CHECKING:
+    import torch
 
 
 def distance_penalty(model, names: set[str], lam: float, power: int):

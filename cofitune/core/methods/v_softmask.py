@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from cofitune.core.methods import register
 from cofitune.core.methods.full_sft import FullSFT
-from cofitune.core.softmask import LAYOUTS, MASKABLE, TARGETS, SoftMask
+from cofitune.core.selection import LAYOUTS, MASKABLE, TARGETS
 
 
 @register("v_softmask")
@@ -21,4 +21,6 @@ class VSoftMask(FullSFT):
             raise ValueError(f"v_softmask target/layout must be in {TARGETS}/{LAYOUTS}, got {self.target}/{self.layout}")
 
     def softmask(self, model, names, importance):
+        from cofitune.core.softmask import SoftMask  # torch: at training time, not when the DAG parses
+
         return SoftMask.build(model, names, importance, units=MASKABLE, target=self.target, layout=self.layout)

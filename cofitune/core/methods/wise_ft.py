@@ -2,8 +2,6 @@
 
 from dataclasses import dataclass
 
-import torch
-
 from cofitune.core.methods import Method, register
 
 
@@ -29,11 +27,13 @@ class WiseFT(Method):
     def sources(self):
         return [tuple(self.source)]
 
-    @torch.no_grad()
     def combine(self, model, sources):
+        import torch  # at combination time, not when the DAG parses
+
         (tuned,) = sources
         params = dict(model.named_parameters())
-        for name, theta1 in tuned.items():
-            p = params[name]
-            p.copy_(torch.lerp(p, theta1.to(p.dtype), self.alpha))
+        with torch.no_grad():
+            for name, theta1 in tuned.items():
+                p = params[name]
+                p.copy_(torch.lerp(p, theta1.to(p.dtype), self.alpha))
         return set(tuned)
