@@ -1,4 +1,6 @@
-"""``python -m cofitune <stage>``: one subcommand per DAG stage, each usable without Snakemake."""
+"""``python -m cofitune <stage>``: one subcommand per DAG stage, each usable without Snakemake. A command is
+a function registered with :func:`command`, its arguments declared beside it; ``build_parser`` is a loop
+over the registry."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from cofitune.pipeline.config import schema_default
 
 log = logging.getLogger("cofitune")
 
@@ -19,6 +24,43 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+#: command name -> (function, its arguments, add_parser keywords), in the order of this file
+COMMANDS: dict[str, tuple[Callable, tuple, dict]] = {}
+
+
+def opt(*flags: str, **options) -> tuple[tuple[str, ...], dict]:
+    """One argument of a command, as ``argparse.ArgumentParser.add_argument`` takes it."""
+    return flags, options
+
+
+def command(name: str, *arguments: tuple, **parser_kwargs):
+    """Register the decorated function as ``python -m cofitune <name>`` with ``arguments`` (:func:`opt`)."""
+    def register(func: Callable) -> Callable:
+        if name in COMMANDS:
+            raise ValueError(f"command {name!r} registered twice")
+        COMMANDS[name] = (func, arguments, parser_kwargs)
+        return func
+    return register
+
+
+UNI = (opt("--uni-weights", type=float, nargs=2, metavar=("SPEC", "VERS"),
+           default=(schema_default("uni", "spec"), schema_default("uni", "vers")),
+           help=f"Uni = SPEC * Spec + VERS * Vers (default {schema_default('uni', 'spec')} "
+                f"{schema_default('uni', 'vers')})"),)
+FIGURE = (opt("--png", required=True), opt("--svg", required=True))
+SEARCH = (opt("--trials", nargs="+", required=True, help="metrics.json of the trial runs"),
+          opt("--original", required=True, help="metrics.json of the original model"),
+          opt("--criterion", choices=("uni", "spec_at_vers"), default=schema_default("search", "criterion")),
+          opt("--min-vers-pct", type=float, default=None, help="spec_at_vers: Vers >= x%% of original"),
+          *UNI, opt("--out", required=True))
+
+
+@command("prepare-model",
+         opt("--sheet", required=True, help="model sheet YAML"),
+         opt("--name", required=True, help="model name in the sheet"),
+         opt("--out", required=True, help="output folder"),
+         opt("--meta", required=True, help="output JSON (sha256, sanity generation)"),
+         help="materialise a model of the sheet as a safetensors folder")
 def cmd_prepare_model(a) -> None:
     from cofitune.pipeline.model import prepare_model
     from cofitune.pipeline.sheets import read_sheet
@@ -28,6 +70,14 @@ def cmd_prepare_model(a) -> None:
              meta["n_params"] / 1e6, meta["sanity"]["answer"])
 
 
+@command("fetch-models",
+         opt("--sheet", required=True, help="model sheet YAML (e.g. config/paper_models.yaml)"),
+         opt("--name", nargs="+", default=None, help="only these entries (default: every hub entry)"),
+         help="download the sheet's hub models into the HF cache (needs internet)",
+         description="Download the model sheet's `source: hub` entries (safetensors weights, configs, "
+                     "tokenizer files) into the Hugging Face cache, on a node with internet. The "
+                     "pipeline itself never downloads: prepare-model reads hub entries from this cache "
+                     "(HF_HOME / HF_HUB_CACHE, shared with the compute nodes).")
 def cmd_fetch_models(a) -> None:
     from cofitune.pipeline.model import fetch_models
 
@@ -35,6 +85,15 @@ def cmd_fetch_models(a) -> None:
         log.info("fetched %s -> %s", name, folder)
 
 
+@command("prepare-data",
+         opt("--sheet", required=True, help="task sheet YAML"),
+         opt("--root", default=".", help="folder that relative data paths resolve against"),
+         opt("--task", required=True),
+         opt("--n-train", type=int, required=True),
+         opt("--n-test", type=int, required=True),
+         opt("--seed", type=int, default=schema_default("seed")),
+         opt("--out", required=True, help="output folder"),
+         help="normalise a task to {instruction,input,output} JSONL splits")
 def cmd_prepare_data(a) -> None:
     from cofitune.pipeline.config import read_task_sheet
     from cofitune.pipeline.data import prepare_task
@@ -46,6 +105,20 @@ def cmd_prepare_data(a) -> None:
     log.info("task %s: %s", a.task, {k: v["n"] for k, v in meta["splits"].items()})
 
 
+@command("importance",
+         opt("--model-dir", required=True),
+         opt("--data", required=True, help="normalised train.jsonl"),
+         opt("--out", required=True, help="output .safetensors"),
+         opt("--n-examples", type=int, default=None, help="first N training examples (default all)"),
+         opt("--batch-size", type=int, default=schema_default("importance", "batch_size")),
+         opt("--max-length", type=int, default=schema_default("train", "max_length")),
+         opt("--template", default=schema_default("train", "template")),
+         opt("--dropout", type=float, default=schema_default("importance", "dropout"),
+             help="injected dropout p (0 gives zero importance)"),
+         opt("--kl-weight", type=float, default=schema_default("importance", "kl_weight")),
+         opt("--abs-grad", action="store_true", help="accumulate |grad| (DAS) instead of signed sums"),
+         opt("--seed", type=int, default=schema_default("seed")),
+         help="unit importance from gate gradients of the KL proxy")
 def cmd_importance(a) -> None:
     import torch
 
@@ -79,6 +152,15 @@ def cmd_importance(a) -> None:
         distributed.barrier()
 
 
+@command("train",
+         opt("--run-config", required=True,
+             help="the row's resolved run config (results/config/run/<model>/<task>/<method>/<variant>.json)"),
+         opt("--model-dir", required=True),
+         opt("--data", required=True, help="normalised train.jsonl"),
+         opt("--importance", nargs="*", help="importance files, max-merged (explicit list)"),
+         opt("--sources", nargs="*", help="source checkpoints of a post-hoc method (Wise-FT)"),
+         opt("--out", required=True, help="checkpoint folder"),
+         help="train one run (method/variant) and save its trainable tensors")
 def cmd_train(a) -> None:
     from cofitune.core import distributed
     from cofitune.pipeline.io import read_json
@@ -97,6 +179,11 @@ def cmd_train(a) -> None:
                              + (" (post_hoc: --sources is empty)" if kind == "post_hoc" else ""))
 
 
+@command("resolve-region",
+         opt("--config", required=True, help="the row's run or train config (results/config/<view>/...)"),
+         opt("--chosen", required=True, help="the tree search's chosen.json"),
+         opt("--out", required=True),
+         help="a from_search row's run or train config with the search's chosen region written in")
 def cmd_resolve_region(a) -> None:
     from cofitune.pipeline.config import resolve_region
     from cofitune.pipeline.io import read_json, write_json
@@ -106,6 +193,18 @@ def cmd_resolve_region(a) -> None:
     log.info("%s/%s trains %s (%s)", resolved["method"], resolved["variant"], resolved["region"], a.chosen)
 
 
+@command("evaluate",
+         opt("--run-config", required=True),
+         opt("--model-dir", required=True),
+         opt("--checkpoint", default=None, help="partial checkpoint folder (none: the base model)"),
+         opt("--test", required=True, help="normalised test.jsonl"),
+         opt("--out", required=True, help="metrics.json"),
+         opt("--predictions", required=True, help="predictions.jsonl"),
+         opt("--nltk-dir", required=True, help="folder for the locally trained Punkt model"),
+         opt("--model-meta", default=None, help="prepare-model JSON, for provenance"),
+         opt("--data-meta", default=None, help="prepare-data meta.json, for provenance"),
+         opt("--probe", default=None, help="prepare-probe JSON: measure drift from the base model"),
+         help="speciality + versatility of one checkpoint -> metrics.json")
 def cmd_evaluate(a) -> None:
     from cofitune.pipeline.runner import evaluate_run
 
@@ -113,12 +212,24 @@ def cmd_evaluate(a) -> None:
                  model_meta=a.model_meta, data_meta=a.data_meta, probe=a.probe)
 
 
+@command("sync-readme",
+         opt("--readme", default="README.md"),
+         opt("--root", default=".", help="the folder the blocks' file names are relative to"),
+         help="rewrite the README's generated result blocks from their files")
 def cmd_sync_readme(a) -> None:
     from cofitune.reporting.readme import sync
 
     log.info("%s: %d generated block(s) rewritten", a.readme, sync(Path(a.readme), Path(a.root)))
 
 
+@command("prepare-probe",
+         opt("--model-dir", required=True, help="prepared base model folder"),
+         opt("--data-dir", required=True, help="folder of the versatility subsets (the probe prompts)"),
+         opt("--max-new-tokens", type=int, required=True),
+         opt("--max-prompt-tokens", type=int, required=True, help="keep the last N tokens of a longer prompt"),
+         opt("--batch-size", type=int, required=True),
+         opt("--out", required=True, help="probe JSON"),
+         help="the original model's greedy continuations of the drift probe")
 def cmd_prepare_probe(a) -> None:
     from cofitune.pipeline.runner import probe_run
 
@@ -126,6 +237,9 @@ def cmd_prepare_probe(a) -> None:
               batch_size=a.batch_size)
 
 
+@command("prepare-nltk",
+         opt("--out", required=True, help="NLTK data folder"),
+         help="train NLTK's Punkt model offline (IFEval sentence splitting)")
 def cmd_prepare_nltk(a) -> None:
     from evaluators.versatility import ensure_punkt
 
@@ -160,6 +274,12 @@ def _log_decision(what: str, record: dict) -> None:
             margin["key"], margin["delta"], lo, hi, " -- within noise" if margin["within_noise"] else "")
 
 
+@command("search-level",
+         *SEARCH,
+         opt("--level", type=int, required=True),
+         opt("--parent", default=None, help="previous level's chosen node id (modules@layers)"),
+         opt("--order", choices=("range-first", "module-first"), default=schema_default("search", "order")),
+         help="decide one tree-search level")
 def cmd_search_level(a) -> None:
     from cofitune.core.search import ROOT, Node
     from cofitune.pipeline.io import read_json, write_json
@@ -172,6 +292,7 @@ def cmd_search_level(a) -> None:
     _log_decision(f"level {a.level}", record)
 
 
+@command("search-grid", *SEARCH, help="select over the exhaustive grid")
 def cmd_search_grid(a) -> None:
     from cofitune.pipeline.io import read_json, write_json
     from cofitune.pipeline.search import decide_grid
@@ -182,6 +303,19 @@ def cmd_search_grid(a) -> None:
     _log_decision("grid", record)
 
 
+@command("aggregate",
+         opt("--metrics", nargs="+", required=True),
+         opt("--run-configs", nargs="+", default=None,
+             help="each row's current run config (same order as --metrics): a metrics file made under "
+                  "another configuration is refused, naming the differing keys"),
+         opt("--csv", required=True),
+         opt("--md", required=True),
+         opt("--tex", default=None, help="LaTeX booktabs table (optional)"),
+         opt("--html", default=None, help="HTML table for the Snakemake report (optional)"),
+         opt("--claims-csv", default=None, help="claims table, every number (optional)"),
+         opt("--claims-md", default=None, help="claims table, Markdown (optional)"),
+         *UNI,
+         help="derive the comparison table from metrics files")
 def cmd_aggregate(a) -> None:
     from cofitune.reporting.aggregate import refuse_stale, write_tables
 
@@ -192,6 +326,14 @@ def cmd_aggregate(a) -> None:
     log.info("table with %d rows -> %s", len(df), a.md)
 
 
+@command("plot-pareto",
+         opt("--table", required=True),
+         opt("--model", required=True),
+         opt("--task", required=True),
+         opt("--metrics", nargs="+", required=True,
+             help="the rows' metrics.json files: each row's run parameters (Wise-FT's alpha and source)"),
+         *FIGURE,
+         help="Spec-vs-Vers Pareto plot of one (model, task) from the table CSV")
 def cmd_plot_pareto(a) -> None:
     import pandas as pd
 
@@ -207,6 +349,11 @@ def cmd_plot_pareto(a) -> None:
     pareto_plot(block, a.png, a.svg, title=f"{a.task} · {a.model}: speciality vs versatility", params=params)
 
 
+@command("plot-search",
+         opt("--levels", nargs="+", required=True),
+         opt("--title", required=True),
+         *FIGURE,
+         help="tree-search plot from level JSON files (or grid.json)")
 def cmd_plot_search(a) -> None:
     from cofitune.pipeline.io import read_json
     from cofitune.reporting.plots import search_plot
@@ -216,12 +363,24 @@ def cmd_plot_search(a) -> None:
                 title=a.title)
 
 
+@command("plot-importance",
+         opt("--importance", required=True),
+         opt("--title", required=True),
+         *FIGURE,
+         help="importance heatmaps (layer x unit) from an importance file")
 def cmd_plot_importance(a) -> None:
     from cofitune.reporting.plots import importance_heatmap, load_importance_for_plot
 
     importance_heatmap(load_importance_for_plot(a.importance), a.png, a.svg, title=a.title)
 
 
+@command("report-capture",
+         opt("--report", required=True, help="report.html from `snakemake --report`"),
+         opt("--result", required=True, help="the result's path suffix, e.g. pareto.png"),
+         opt("--png", required=True, help="screenshot to write"),
+         opt("--skip-without-browser", action="store_true",
+             help="without Chromium on PATH, say so in one line and exit 0 (the demo; tests require it)"),
+         help="screenshot one result of a Snakemake report in headless Chromium")
 def cmd_report_capture(a) -> None:
     from cofitune.reporting.report import capture, find_chromium, shown_payloads
 
@@ -239,6 +398,18 @@ def cmd_report_capture(a) -> None:
     log.info("%s shows %s -> %s", a.report, [(m, len(b)) for m, b in shown], a.png)
 
 
+@command("parity",
+         opt("--model-dir", required=True),
+         opt("--checkpoint", default=None, help="a run's checkpoint folder (default: the base model)"),
+         opt("--test", required=True, help="prepared test.jsonl"),
+         opt("--evaluator", default="squad"),
+         opt("--template", default="alpaca"),
+         opt("--n", type=int, default=100),
+         opt("--max-new-tokens", type=int, default=32),
+         opt("--repetition-penalty", type=float, default=1.2),
+         opt("--dtype", default="float32", help="vLLM dtype (float32 matches HF's CPU-exact weights)"),
+         opt("--out", required=True, help="parity JSON"),
+         help="compare HF and vLLM greedy generation on N test items (GPU, or vLLM's CPU build)")
 def cmd_parity(a) -> None:
     from cofitune.core.distributed import device
     from cofitune.core.prompt import build_prompt
@@ -274,6 +445,22 @@ def cmd_parity(a) -> None:
              100 * report["exact_match_rate"], scorer.PRIMARY, report["metric_diff"], a.out)
 
 
+@command("bench",
+         opt("--suite", required=True, help="suite name under config/bench/ or a YAML path"),
+         opt("--method", help="registered method name (add --plugin for a method in its own file)"),
+         opt("--variant", default="bench", help="variant name of the new row (default: bench)"),
+         opt("--params", help="method params as a JSON object"),
+         opt("--train", help="train overrides for this row as a JSON object, e.g. '{\"lr\": 1e-4}'"),
+         opt("--seed", type=int, default=None, help="training seed of the new row (default: the suite's)"),
+         opt("--plugin", action="append", default=[], help="method file to load (repeatable)"),
+         opt("--cores", type=int, default=2),
+         opt("--workdir", type=Path, default=None,
+             help="Snakemake working directory (default: results/bench/<suite>/<method>-<variant>)"),
+         opt("--refresh", action="store_true", help="re-run the suite's methods and store their metrics"),
+         help="regression-benchmark a method against a suite's stored baselines",
+         description="Run one method through a bench suite (config/bench/<suite>.yaml) and gate it "
+                     "against the suite's stored reference: writes verdict.json and verdict.md, "
+                     "exits 0 on pass and 1 on fail. --refresh re-runs and stores the baselines.")
 def cmd_bench(a) -> int:
     from cofitune.reporting import bench
 
@@ -291,193 +478,17 @@ def cmd_bench(a) -> int:
     return 0 if verdict["passed"] else 1
 
 
-def _add_uni(s) -> None:
-    from cofitune.pipeline.config import schema_default
-
-    weights = (schema_default("uni", "spec"), schema_default("uni", "vers"))
-    s.add_argument("--uni-weights", type=float, nargs=2, default=weights, metavar=("SPEC", "VERS"),
-                   help=f"Uni = SPEC * Spec + VERS * Vers (default {weights[0]} {weights[1]})")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from cofitune.pipeline.config import schema_default
-
-    p = argparse.ArgumentParser(prog="cofitune", description=__doc__)
+    """One subcommand per registered command (:func:`command`), in registration order."""
+    p = argparse.ArgumentParser(prog="cofitune", description="One subcommand per stage of the DAG (the Snakemake "
+                                "rules call them); each runs on its own too.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("prepare-model", help="materialise a model of the sheet as a safetensors folder")
-    s.add_argument("--sheet", required=True, help="model sheet YAML")
-    s.add_argument("--name", required=True, help="model name in the sheet")
-    s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--meta", required=True, help="output JSON (sha256, sanity generation)")
-    s.set_defaults(func=cmd_prepare_model)
-
-    s = sub.add_parser("fetch-models", help="download the sheet's hub models into the HF cache (needs internet)",
-                       description="Download the model sheet's `source: hub` entries (safetensors weights, configs, "
-                                   "tokenizer files) into the Hugging Face cache, on a node with internet. The "
-                                   "pipeline itself never downloads: prepare-model reads hub entries from this cache "
-                                   "(HF_HOME / HF_HUB_CACHE, shared with the compute nodes).")
-    s.add_argument("--sheet", required=True, help="model sheet YAML (e.g. config/paper_models.yaml)")
-    s.add_argument("--name", nargs="+", default=None, help="only these entries (default: every hub entry)")
-    s.set_defaults(func=cmd_fetch_models)
-
-    s = sub.add_parser("prepare-data", help="normalise a task to {instruction,input,output} JSONL splits")
-    s.add_argument("--sheet", required=True, help="task sheet YAML")
-    s.add_argument("--root", default=".", help="folder that relative data paths resolve against")
-    s.add_argument("--task", required=True)
-    s.add_argument("--n-train", type=int, required=True)
-    s.add_argument("--n-test", type=int, required=True)
-    s.add_argument("--seed", type=int, default=schema_default("seed"))
-    s.add_argument("--out", required=True, help="output folder")
-    s.set_defaults(func=cmd_prepare_data)
-
-    s = sub.add_parser("importance", help="unit importance from gate gradients of the KL proxy")
-    s.add_argument("--model-dir", required=True)
-    s.add_argument("--data", required=True, help="normalised train.jsonl")
-    s.add_argument("--out", required=True, help="output .safetensors")
-    s.add_argument("--n-examples", type=int, default=None, help="first N training examples (default all)")
-    s.add_argument("--batch-size", type=int, default=schema_default("importance", "batch_size"))
-    s.add_argument("--max-length", type=int, default=schema_default("train", "max_length"))
-    s.add_argument("--template", default=schema_default("train", "template"))
-    s.add_argument("--dropout", type=float, default=schema_default("importance", "dropout"),
-                   help="injected dropout p (0 gives zero importance)")
-    s.add_argument("--kl-weight", type=float, default=schema_default("importance", "kl_weight"))
-    s.add_argument("--abs-grad", action="store_true", help="accumulate |grad| (DAS) instead of signed sums")
-    s.add_argument("--seed", type=int, default=schema_default("seed"))
-    s.set_defaults(func=cmd_importance)
-
-    s = sub.add_parser("train", help="train one run (method/variant) and save its trainable tensors")
-    s.add_argument("--run-config", required=True, help="the row's resolved run config (results/config/run/<model>/<task>/<method>/<variant>.json)")
-    s.add_argument("--model-dir", required=True)
-    s.add_argument("--data", required=True, help="normalised train.jsonl")
-    s.add_argument("--importance", nargs="*", help="importance files, max-merged (explicit list)")
-    s.add_argument("--sources", nargs="*", help="source checkpoints of a post-hoc method (Wise-FT)")
-    s.add_argument("--out", required=True, help="checkpoint folder")
-    s.set_defaults(func=cmd_train)
-
-    s = sub.add_parser("resolve-region", help="a from_search row's run or train config with the search's chosen "
-                                              "region written in")
-    s.add_argument("--config", required=True, help="the row's run or train config (results/config/<view>/...)")
-    s.add_argument("--chosen", required=True, help="the tree search's chosen.json")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_resolve_region)
-
-    s = sub.add_parser("evaluate", help="speciality + versatility of one checkpoint -> metrics.json")
-    s.add_argument("--run-config", required=True)
-    s.add_argument("--model-dir", required=True)
-    s.add_argument("--checkpoint", default=None, help="partial checkpoint folder (none: the base model)")
-    s.add_argument("--test", required=True, help="normalised test.jsonl")
-    s.add_argument("--out", required=True, help="metrics.json")
-    s.add_argument("--predictions", required=True, help="predictions.jsonl")
-    s.add_argument("--nltk-dir", required=True, help="folder for the locally trained Punkt model")
-    s.add_argument("--model-meta", default=None, help="prepare-model JSON, for provenance")
-    s.add_argument("--data-meta", default=None, help="prepare-data meta.json, for provenance")
-    s.add_argument("--probe", default=None, help="prepare-probe JSON: measure drift from the base model")
-    s.set_defaults(func=cmd_evaluate)
-
-    s = sub.add_parser("sync-readme", help="rewrite the README's generated result blocks from their files")
-    s.add_argument("--readme", default="README.md")
-    s.add_argument("--root", default=".", help="the folder the blocks' file names are relative to")
-    s.set_defaults(func=cmd_sync_readme)
-
-    s = sub.add_parser("prepare-probe", help="the original model's greedy continuations of the drift probe")
-    s.add_argument("--model-dir", required=True, help="prepared base model folder")
-    s.add_argument("--data-dir", required=True, help="folder of the versatility subsets (the probe prompts)")
-    s.add_argument("--max-new-tokens", type=int, required=True)
-    s.add_argument("--max-prompt-tokens", type=int, required=True, help="keep the last N tokens of a longer prompt")
-    s.add_argument("--batch-size", type=int, required=True)
-    s.add_argument("--out", required=True, help="probe JSON")
-    s.set_defaults(func=cmd_prepare_probe)
-
-    s = sub.add_parser("prepare-nltk", help="train NLTK's Punkt model offline (IFEval sentence splitting)")
-    s.add_argument("--out", required=True, help="NLTK data folder")
-    s.set_defaults(func=cmd_prepare_nltk)
-
-    for name, func, helptext in (("search-level", cmd_search_level, "decide one tree-search level"),
-                                 ("search-grid", cmd_search_grid, "select over the exhaustive grid")):
-        s = sub.add_parser(name, help=helptext)
-        s.add_argument("--trials", nargs="+", required=True, help="metrics.json of the trial runs")
-        s.add_argument("--original", required=True, help="metrics.json of the original model")
-        s.add_argument("--criterion", choices=("uni", "spec_at_vers"), default=schema_default("search", "criterion"))
-        s.add_argument("--min-vers-pct", type=float, default=None, help="spec_at_vers: Vers >= x%% of original")
-        _add_uni(s)
-        s.add_argument("--out", required=True)
+    for name, (func, arguments, parser_kwargs) in COMMANDS.items():
+        s = sub.add_parser(name, **parser_kwargs)
+        for flags, options in arguments:
+            s.add_argument(*flags, **options)
         s.set_defaults(func=func)
-        if name == "search-level":
-            s.add_argument("--level", type=int, required=True)
-            s.add_argument("--parent", default=None, help="previous level's chosen node id (modules@layers)")
-            s.add_argument("--order", choices=("range-first", "module-first"),
-                           default=schema_default("search", "order"))
-
-    s = sub.add_parser("aggregate", help="derive the comparison table from metrics files")
-    s.add_argument("--metrics", nargs="+", required=True)
-    s.add_argument("--run-configs", nargs="+", default=None,
-                   help="each row's current run config (same order as --metrics): a metrics file made under "
-                        "another configuration is refused, naming the differing keys")
-    s.add_argument("--csv", required=True)
-    s.add_argument("--md", required=True)
-    s.add_argument("--tex", default=None, help="LaTeX booktabs table (optional)")
-    s.add_argument("--html", default=None, help="HTML table for the Snakemake report (optional)")
-    s.add_argument("--claims-csv", default=None, help="claims table, every number (optional)")
-    s.add_argument("--claims-md", default=None, help="claims table, Markdown (optional)")
-    _add_uni(s)
-    s.set_defaults(func=cmd_aggregate)
-
-    s = sub.add_parser("plot-pareto", help="Spec-vs-Vers Pareto plot of one (model, task) from the table CSV")
-    s.add_argument("--table", required=True)
-    s.add_argument("--model", required=True)
-    s.add_argument("--task", required=True)
-    s.add_argument("--metrics", nargs="+", required=True,
-                   help="the rows' metrics.json files: each row's run parameters (Wise-FT's alpha and source)")
-    s.set_defaults(func=cmd_plot_pareto)
-    s = sub.add_parser("plot-search", help="tree-search plot from level JSON files (or grid.json)")
-    s.add_argument("--levels", nargs="+", required=True)
-    s.add_argument("--title", required=True)
-    s.set_defaults(func=cmd_plot_search)
-    s = sub.add_parser("plot-importance", help="importance heatmaps (layer x unit) from an importance file")
-    s.add_argument("--importance", required=True)
-    s.add_argument("--title", required=True)
-    s.set_defaults(func=cmd_plot_importance)
-    s = sub.add_parser("report-capture", help="screenshot one result of a Snakemake report in headless Chromium")
-    s.add_argument("--report", required=True, help="report.html from `snakemake --report`")
-    s.add_argument("--result", required=True, help="the result's path suffix, e.g. pareto.png")
-    s.add_argument("--png", required=True, help="screenshot to write")
-    s.add_argument("--skip-without-browser", action="store_true",
-                   help="without Chromium on PATH, say so in one line and exit 0 (the demo; tests require it)")
-    s.set_defaults(func=cmd_report_capture)
-    s = sub.add_parser("parity", help="compare HF and vLLM greedy generation on N test items (GPU, or vLLM's CPU build)")
-    s.add_argument("--model-dir", required=True)
-    s.add_argument("--checkpoint", default=None, help="a run's checkpoint folder (default: the base model)")
-    s.add_argument("--test", required=True, help="prepared test.jsonl")
-    s.add_argument("--evaluator", default="squad")
-    s.add_argument("--template", default="alpaca")
-    s.add_argument("--n", type=int, default=100)
-    s.add_argument("--max-new-tokens", type=int, default=32)
-    s.add_argument("--repetition-penalty", type=float, default=1.2)
-    s.add_argument("--dtype", default="float32", help="vLLM dtype (float32 matches HF's CPU-exact weights)")
-    s.add_argument("--out", required=True, help="parity JSON")
-    s.set_defaults(func=cmd_parity)
-
-    s = sub.add_parser("bench", help="regression-benchmark a method against a suite's stored baselines",
-                       description="Run one method through a bench suite (config/bench/<suite>.yaml) and gate it "
-                                   "against the suite's stored reference: writes verdict.json and verdict.md, "
-                                   "exits 0 on pass and 1 on fail. --refresh re-runs and stores the baselines.")
-    s.add_argument("--suite", required=True, help="suite name under config/bench/ or a YAML path")
-    s.add_argument("--method", help="registered method name (add --plugin for a method in its own file)")
-    s.add_argument("--variant", default="bench", help="variant name of the new row (default: bench)")
-    s.add_argument("--params", help="method params as a JSON object")
-    s.add_argument("--train", help="train overrides for this row as a JSON object, e.g. '{\"lr\": 1e-4}'")
-    s.add_argument("--seed", type=int, default=None, help="training seed of the new row (default: the suite's)")
-    s.add_argument("--plugin", action="append", default=[], help="method file to load (repeatable)")
-    s.add_argument("--cores", type=int, default=2)
-    s.add_argument("--workdir", type=Path, default=None,
-                   help="Snakemake working directory (default: results/bench/<suite>/<method>-<variant>)")
-    s.add_argument("--refresh", action="store_true", help="re-run the suite's methods and store their metrics")
-    s.set_defaults(func=cmd_bench)
-    for name in ("plot-pareto", "plot-search", "plot-importance"):
-        sub.choices[name].add_argument("--png", required=True)
-        sub.choices[name].add_argument("--svg", required=True)
     return p
 
 

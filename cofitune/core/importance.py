@@ -111,6 +111,22 @@ def proxy_loss(model: nn.Module, batch: dict[str, torch.Tensor], kl_weight: floa
     return kl_weight * kl / batch["input_ids"].shape[0]
 
 
+@contextlib.contextmanager
+def _gates_only(model: nn.Module) -> Iterator[None]:
+    """Inside the block the model's weights are frozen and it is in train mode (dropout on); its
+    ``requires_grad`` flags and mode are restored afterwards, whatever happens."""
+    was_training = model.training
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    model.requires_grad_(False)
+    model.train()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+
+
 def compute_importance(
     model: nn.Module,
     batches: Iterable[dict[str, torch.Tensor]],
@@ -142,29 +158,20 @@ def compute_importance(
     gates = make_gates(model.config)
     total = {k: torch.zeros_like(g) for k, g in gates.items()}
     n_tokens = 0
-    was_training = model.training
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    model.requires_grad_(False)
-    model.train()
-    try:
-        with gated(model, gates, dropout=dropout):
-            device = next(model.parameters()).device
-            n_batches = len(indexed) if isinstance(indexed, list) else (
-                len(batches) if isinstance(batches, Sized) else None)
-            for i, batch in tqdm(indexed, desc="importance", total=n_batches, disable=not progress or rank != 0):
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with _batch_rng(seed, i, device):
-                    loss = proxy_loss(model, batch, kl_weight)
-                    grads = torch.autograd.grad(loss, list(gates.values()), allow_unused=True)
-                for key, g in zip(gates, grads):
-                    if g is None:  # a hook that never fired would leave these units unprotected
-                        raise RuntimeError(f"importance: the {key!r} gates received no gradient")
-                    total[key] += g.abs() if abs_grad else g
-                n_tokens += int(batch["attention_mask"].sum())
-    finally:
-        model.train(was_training)
-        for n, p in model.named_parameters():
-            p.requires_grad_(flags[n])
+    with _gates_only(model), gated(model, gates, dropout=dropout):
+        device = next(model.parameters()).device
+        n_batches = len(indexed) if isinstance(indexed, list) else (
+            len(batches) if isinstance(batches, Sized) else None)
+        for i, batch in tqdm(indexed, desc="importance", total=n_batches, disable=not progress or rank != 0):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with _batch_rng(seed, i, device):
+                loss = proxy_loss(model, batch, kl_weight)
+                grads = torch.autograd.grad(loss, list(gates.values()), allow_unused=True)
+            for key, g in zip(gates, grads):
+                if g is None:  # a hook that never fired would leave these units unprotected
+                    raise RuntimeError(f"importance: the {key!r} gates received no gradient")
+                total[key] += g.abs() if abs_grad else g
+            n_tokens += int(batch["attention_mask"].sum())
     if world > 1:
         for v in total.values():
             distributed.all_reduce_(v)

@@ -162,6 +162,82 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
+def step_count(n_items: int, cfg: TrainConfig) -> int:
+    """Optimiser steps of a run: ``epochs`` passes of ``micro_batch``-sized micro-batches, ``grad_accum`` per
+    step (at least one), capped by ``max_steps``."""
+    steps = max(1, math.floor(math.ceil(n_items / cfg.micro_batch) * cfg.epochs / cfg.grad_accum))
+    return steps if cfg.max_steps is None else min(steps, cfg.max_steps)
+
+
+def _optimizer(params: list[nn.Parameter], cfg: TrainConfig, steps: int):
+    """AdamW (no weight decay on vectors) and its warm-up + cosine schedule."""
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(steps, math.ceil(cfg.warmup_ratio * steps)))
+
+
+def _micro_batches(items: list[dict], cfg: TrainConfig) -> Iterator[list[dict]]:
+    """Endless micro-batches of the tokenised examples, reshuffled with ``seed + epoch`` every epoch."""
+    epoch = 0
+    while True:
+        for idx in batch_indices(len(items), cfg.micro_batch, cfg.seed + epoch):
+            yield [items[i] for i in idx]
+        epoch += 1
+
+
+def _wrapped(model: nn.Module, cfg: TrainConfig, regularizer) -> nn.Module:
+    """The module to call forward on: ``model`` itself in one process, its DDP or FSDP2 wrapper under
+    torchrun (FSDP2 shards ``model`` in place)."""
+    if dist_.world_size() == 1:
+        return model
+    if regularizer is not None and cfg.distributed == "fsdp2":  # it holds the unsharded parameters
+        raise ValueError("train.distributed = 'fsdp2' cannot train a method with a regularizer "
+                         "(l1/l2); use train.distributed: ddp")
+    return dist_.wrap(model, cfg.distributed)
+
+
+def _accumulate(fwd: nn.Module, model: nn.Module, micro: list[list[dict]], pad_id: int, *, bf16: bool) -> float:
+    """Forward + backward of one optimiser step's micro-batches (this rank's part of each); the summed loss.
+
+    The loss is divided by the step's *global* label count (every rank holds the whole step's batch), so the
+    gradients summed over ranks equal the single-process gradient."""
+    rank, world = dist_.rank(), dist_.world_size()
+    device = next(model.parameters()).device
+    n_target = sum(n_targets(m) for m in micro)
+    step_loss = 0.0
+    for i, m in enumerate(micro):
+        b = {k: v.to(device) for k, v in collate(local_part(m, rank, world), pad_id).items()}
+        with dist_.sync_context(fwd, last=i == len(micro) - 1):
+            loss = sft_loss(fwd, model, b, n_target, bf16=bf16)
+            loss.backward()
+        step_loss += loss.item()
+    if world > 1:  # gradients are summed over ranks by now (DDP: in backward; FSDP2: reduce-scatter)
+        step_loss = dist_.all_reduce_float(step_loss)
+    return step_loss
+
+
+def _update(model: nn.Module, params: list[nn.Parameter], opt, cfg: TrainConfig, softmask: SoftMask | None,
+            regularizer) -> float:
+    """The rest of one optimiser step after the backward passes: the penalty's gradient, the gradient mask,
+    clipping, the step, the update mask. Returns the penalty (0.0 without a regularizer)."""
+    penalty = 0.0
+    if regularizer is not None:  # replicated parameters: every rank adds the same penalty gradient once
+        term = regularizer()
+        term.backward()
+        penalty = term.item()
+    if softmask is not None:
+        softmask.mask_grads(model)  # before clipping: the release clipped first (defect 6.7)
+    if cfg.clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip)  # global norm (FSDP2: over DTensor shards)
+    before = softmask.snapshot(model) if softmask is not None else None
+    opt.step()
+    if softmask is not None:
+        softmask.mask_update(model, before)
+    return penalty
+
+
 def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: TrainConfig, *,
           softmask: SoftMask | None = None, regularizer=None, log_path: str | Path | None = None,
           progress: bool = True) -> TrainResult:
@@ -184,74 +260,30 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     torch.manual_seed(cfg.seed)
     freeze_all_but(model, names)
     items = [t for t in (tokenize_example(e, tok, cfg) for e in examples) if t is not None]
-    dropped = len(examples) - len(items)
     if not items:
         raise ValueError(f"every training example is longer than train.max_length={cfg.max_length}")
-    micro_per_epoch = math.ceil(len(items) / cfg.micro_batch)
-    steps = max(1, math.floor(micro_per_epoch * cfg.epochs / cfg.grad_accum))
-    if cfg.max_steps is not None:
-        steps = min(steps, cfg.max_steps)
-    rank, world = dist_.rank(), dist_.world_size()
-    fwd = model  # the module called forward on: a DDP wrapper, or ``model`` itself
-    if world > 1:
-        if regularizer is not None and cfg.distributed == "fsdp2":  # it holds the unsharded parameters
-            raise ValueError("train.distributed = 'fsdp2' cannot train a method with a regularizer "
-                             "(l1/l2); use train.distributed: ddp")
-        fwd = dist_.wrap(model, cfg.distributed)
+    steps = step_count(len(items), cfg)
+    fwd = _wrapped(model, cfg, regularizer)
     params = [p for n, p in model.named_parameters() if n in names]  # after wrap: FSDP2 swaps in DTensors
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(steps, math.ceil(cfg.warmup_ratio * steps)))
-
-    def stream():
-        epoch = 0
-        while True:
-            for idx in batch_indices(len(items), cfg.micro_batch, cfg.seed + epoch):
-                yield [items[i] for i in idx]
-            epoch += 1
-
-    data = stream()
-    device = next(model.parameters()).device
-    bf16 = resolve_bf16(cfg.bf16, device)
-    step_log = open(log_path, "w") if log_path and rank == 0 else None
+    opt, sched = _optimizer(params, cfg, steps)
+    data = _micro_batches(items, cfg)
+    bf16 = resolve_bf16(cfg.bf16, next(model.parameters()).device)
+    step_log = open(log_path, "w") if log_path and dist_.rank() == 0 else None
     fwd.train()
     tokens, losses, t0 = 0, [], time.perf_counter()
     try:
-        for step in tqdm(range(steps), desc="train", disable=not progress or rank != 0):
+        for step in tqdm(range(steps), desc="train", disable=not progress or dist_.rank() != 0):
             micro = [next(data) for _ in range(cfg.grad_accum)]
-            n_target = sum(n_targets(m) for m in micro)  # global: every rank holds the whole step's batch
-            step_loss = 0.0
-            for i, m in enumerate(micro):
-                part = local_part(m, rank, world)
-                b = {k: v.to(device) for k, v in collate(part, tok.pad_token_id).items()}
-                with dist_.sync_context(fwd, last=i == len(micro) - 1):
-                    loss = sft_loss(fwd, model, b, n_target, bf16=bf16)
-                    loss.backward()
-                step_loss += loss.item()
-                tokens += sum(len(it["input_ids"]) for it in m)
-            if world > 1:  # gradients are summed over ranks by now (DDP: in backward; FSDP2: reduce-scatter)
-                step_loss = dist_.all_reduce_float(step_loss)
-            if regularizer is not None:  # replicated parameters: every rank adds the same penalty gradient once
-                penalty = regularizer()
-                penalty.backward()
-                step_loss += penalty.item()
-            if softmask is not None:
-                softmask.mask_grads(model)  # before clipping: the release clipped first (defect 6.7)
-            if cfg.clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip)  # global norm (FSDP2: over DTensor shards)
-            before = softmask.snapshot(model) if softmask is not None else None
-            opt.step()
-            if softmask is not None:
-                softmask.mask_update(model, before)
+            step_loss = _accumulate(fwd, model, micro, tok.pad_token_id, bf16=bf16)
+            tokens += sum(len(it["input_ids"]) for m in micro for it in m)
+            step_loss += _update(model, params, opt, cfg, softmask, regularizer)
             lr = sched.get_last_lr()[0]  # the rate this step used
             sched.step()
             opt.zero_grad(set_to_none=True)
             losses.append(step_loss)
             if step_log:
                 step_log.write(json.dumps({"step": step + 1, "loss": step_loss, "lr": lr,
-                                      "tokens": tokens, "elapsed_s": time.perf_counter() - t0}) + "\n")
+                                           "tokens": tokens, "elapsed_s": time.perf_counter() - t0}) + "\n")
                 step_log.flush()
     finally:
         if step_log:
@@ -260,7 +292,7 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     model.eval()
     return TrainResult(
         steps=steps, tokens=tokens, wall_s=wall, tokens_per_s=tokens / wall, n_examples=len(items),
-        n_dropped_too_long=dropped, trainable=sorted(names),
+        n_dropped_too_long=len(examples) - len(items), trainable=sorted(names),
         n_trainable=sum(p.numel() for p in params), n_params=sum(p.numel() for p in model.parameters()),
         final_loss=losses[-1], bf16=bf16, losses=losses,
     )

@@ -116,6 +116,27 @@ def versus_full_sft(row: pd.Series) -> str:
     return ", ".join(decided)
 
 
+def _wise_ft_curves(ax, df: pd.DataFrame, xs: list[float], ys: list[float], labels: list[str], colour,
+                    params: Mapping[tuple[str, str], Mapping[str, Any]] | None) -> None:
+    """One line per Wise-FT source run: original (alpha 0), the rows by their recorded alpha, the source row
+    (alpha 1)."""
+    groups: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for i, row in df[df["method"] == "wise_ft"].iterrows():
+        run = (params or {}).get((row["method"], row["variant"]))
+        if run is None or "alpha" not in run or "source" not in run:
+            raise ValueError(f"row {labels[i]}: its run parameters (alpha, source) are not given: {run!r}")
+        groups.setdefault(tuple(run["source"]), []).append((_finite(run["alpha"], f"row {labels[i]}: alpha"), i))
+    for source, members in groups.items():
+        members.sort()
+        path = [(xs[i], ys[i]) for _, i in members]
+        for end, at in ((_anchor(df, "original", None, "alpha=0"), 0),
+                        (_anchor(df, *source, "alpha=1"), len(path) + 1)):
+            if end is not None:
+                path.insert(at, (float(end["Vers"]), float(end["Spec"])))
+        name = "Wise-FT (alpha)" if len(groups) == 1 else f"Wise-FT (alpha) of {'/'.join(source)}"
+        ax.plot(*zip(*path), "-", color=colour, lw=1.5, alpha=0.8, zorder=2, label=name)
+
+
 def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title: str,
                 params: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> None:
     """Spec (y) vs Vers (x) of every method row of one (model, task).
@@ -161,27 +182,7 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="0.35", lw=1.2, zorder=2,
                 label="Pareto front")
 
-        wise = df[df["method"] == "wise_ft"]
-        if len(wise):
-            groups: dict[tuple[str, str], list[tuple[float, int]]] = {}
-            for i, row in wise.iterrows():
-                run = (params or {}).get((row["method"], row["variant"]))
-                if run is None or "alpha" not in run or "source" not in run:
-                    raise ValueError(f"row {labels[i]}: its run parameters (alpha, source) are not given: "
-                                     f"{run!r}")
-                alpha = _finite(run["alpha"], f"row {labels[i]}: alpha")
-                groups.setdefault(tuple(run["source"]), []).append((alpha, i))
-            colour = style["wise_ft"][0]
-            for source, members in groups.items():
-                members.sort()
-                path = [(xs[i], ys[i]) for _, i in members]
-                for end, at in ((_anchor(df, "original", None, "alpha=0"), 0),
-                                (_anchor(df, *source, "alpha=1"), len(path) + 1)):
-                    if end is not None:
-                        path.insert(at, (float(end["Vers"]), float(end["Spec"])))
-                name = "Wise-FT (alpha)" if len(groups) == 1 else f"Wise-FT (alpha) of {'/'.join(source)}"
-                ax.plot(*zip(*path), "-", color=colour, lw=1.5, alpha=0.8, zorder=2, label=name)
-
+        _wise_ft_curves(ax, df, xs, ys, labels, style.get("wise_ft", (None,))[0], params)
         ax.set_xlabel(VERS_LABEL)
         ax.set_ylabel(SPEC_LABEL)
         ax.set_title(title)
@@ -239,17 +240,8 @@ def _group_by_modules(visited: list[dict]) -> list[tuple[str, list[dict]]]:
     return list(groups.items())
 
 
-def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, title: str) -> None:
-    """Every node the tree search evaluated, in Spec (y) vs Vers (x) space.
-
-    ``levels`` is the list of per-level decision records (``level``, ``parent``, ``stopped``,
-    ``visited``, ``chosen``): nodes are coloured by level and labelled with their id, each level's
-    choice is starred, and arrows follow the chosen path from level to level. A level that kept its
-    parent says so in its legend entry; a decision's margin over the runner-up (``margin_label``) is
-    written under its legend entry, the grid's as well. A single dict without ``parent`` (the exhaustive
-    ``grid.json``) draws all grid nodes, coloured by module set and labelled with their layer range, and
-    stars the chosen one.
-    """
+def _search_records(levels: list[dict] | dict) -> tuple[list[tuple[dict, list[dict]]], bool]:
+    """``(record, its checked visited nodes)`` in level order, and whether it is the exhaustive grid."""
     if isinstance(levels, Mapping):
         records, grid = [levels], True
     elif isinstance(levels, list) and levels:
@@ -259,7 +251,6 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
             grid = True
     else:
         raise ValueError("search_plot: expected a non-empty list of level records or one grid dict")
-
     required = ("visited", "chosen") if grid else ("level", "parent", "stopped", "visited", "chosen")
     checked = []
     for n, rec in enumerate(records):
@@ -271,7 +262,21 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
         if any(not isinstance(k, int) or isinstance(k, bool) for k in nums) or len(set(nums)) != len(nums):
             raise ValueError(f"search_plot: 'level' values must be distinct integers, got {nums}")
         checked.sort(key=lambda item: item[0]["level"])
+    return checked, grid
 
+
+def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, title: str) -> None:
+    """Every node the tree search evaluated, in Spec (y) vs Vers (x) space.
+
+    ``levels`` is the list of per-level decision records (``level``, ``parent``, ``stopped``,
+    ``visited``, ``chosen``): nodes are coloured by level and labelled with their id, each level's
+    choice is starred, and arrows follow the chosen path from level to level. A level that kept its
+    parent says so in its legend entry; a decision's margin over the runner-up (``margin_label``) is
+    written under its legend entry, the grid's as well. A single dict without ``parent`` (the exhaustive
+    ``grid.json``) draws all grid nodes, coloured by module set and labelled with their layer range, and
+    stars the chosen one.
+    """
+    checked, grid = _search_records(levels)
     with _figure(figsize=(8, 5.5)) as (fig, ax):
         known: dict[str, tuple[float, float]] = {}  # node id -> (vers, spec), latest level wins
         path: list[tuple[float, float]] = []
