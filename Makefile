@@ -35,12 +35,12 @@ browser:  ## best effort, for the demo: Chromium if on PATH, else apt-get instal
 demo: env browser  ## set up and run the default DAG (SmolLM2-135M-Instruct on SQuAD), report + screenshot
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default $(DEMO_ARGS)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 1 --report results/report.html $(DEMO_ARGS)
-	$(BIN)/python -m cofitune report-capture --skip-without-browser --report results/report.html --result pareto.png --png results/report_pareto.png
+	$(BIN)/python tools/report_capture.py --skip-without-browser --report results/report.html --result pareto.png --png results/report_pareto.png
 	@echo "Table: results/tables/main.md (also .html .tex .csv); report: results/report.html; plots: results/plots/"
 	@cat results/tables/main.md
 
 screenshot: env  ## the report's Pareto plot as rendered by Chromium (after `make demo`; needs Chromium)
-	$(BIN)/python -m cofitune report-capture --report results/report.html --result pareto.png --png results/report_pareto.png
+	$(BIN)/python tools/report_capture.py --report results/report.html --result pareto.png --png results/report_pareto.png
 
 baselines: env  ## the full baseline table + adaptive tree search on the demo model (hours on 2 CPU cores)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default \

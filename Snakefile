@@ -27,10 +27,11 @@ include: "rules/search.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 include: "rules/plots.smk"
+include: "rules/bench.smk"
 
 # Light bookkeeping runs on the submitting node, never as a cluster job (SLURM profile).
 localrules: search_level, search_grid, choose_region, resolve_region, aggregate_results,
-    plot_pareto, plot_search, plot_importance, all, search
+    plot_pareto, plot_search, plot_importance, all, search, bench_verdict
 
 
 rule all:

@@ -1,6 +1,6 @@
 """Added evaluation cost of the decisive-comparison measures, side by side in one run on one checkpoint.
 
-Runs the pipeline's own ``evaluate`` stage (``cofitune.pipeline.runner.evaluate_run``) twice on the same model and
+Runs the pipeline's own ``evaluate`` stage (``cofitune.pipeline.stages.evaluate.run``) twice on the same model and
 run config: once with the drift probe off (today's evaluation: speciality generation, lm-eval suites, answer
 NLL) and once with it on (plus the original's distributions on the base weights and the KL pass). The
 continuous multiple-choice scores (p_gold) are read from lm-eval's per-sample outputs in both runs, so they
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from cofitune.pipeline.io import read_json, write_json
-from cofitune.pipeline.runner import evaluate_run
+from cofitune.pipeline.stages.evaluate import run as evaluate_run
 
 
 def main() -> None:

@@ -12,22 +12,20 @@ Public entry point: :func:`evaluate_versatility`.
 from __future__ import annotations
 
 import copy
+import functools
 import math
-import os
-import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cofitune.pipeline.launch import go_offline
+from evaluators.punkt import PUNKT_PROVENANCE, ensure_punkt, import_ifeval_scorer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO_ROOT / "evaluators" / "tasks"
-PUNKT_TRAINING_TEXT = REPO_ROOT / "resources" / "nltk" / "english_text.txt"
 
 #: Placeholder used in the task YAMLs' ``dataset_kwargs.data_files``; replaced by the
 #: absolute repository root at run time (lm-eval resolves relative paths against the CWD).
@@ -49,24 +47,45 @@ def known_tasks(tasks_dir: Path = TASKS_DIR) -> dict[str, Path]:
 #: lm-eval's name for the unfiltered results ("<metric>,<filter>").
 _FILTER = "none"
 
-PUNKT_PROVENANCE = "trained locally on resources/nltk/english_text.txt"
-_PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
 
 
 # --------------------------------------------------------------------------- task names
 
 
+#: a stock lm-eval task, named as ``lm_eval:<task>@<headline metric>`` (its YAML in lm-eval's own task folder;
+#: its dataset from the HF cache, which ``fetch`` commands fill on a node with internet)
+STOCK_PREFIX = "lm_eval:"
+
+
+def stock_task(name: str) -> tuple[str, str] | None:
+    """(lm-eval task, headline metric) of a stock-task name; None for a suite of ``evaluators/tasks/``.
+
+    Raises:
+        ValueError: a stock name without its headline metric.
+    """
+    if not name.startswith(STOCK_PREFIX):
+        return None
+    task, _, metric = name[len(STOCK_PREFIX):].partition("@")
+    if not task or not metric:
+        raise ValueError(f"stock lm-eval task {name!r}: name it as {STOCK_PREFIX}<task>@<metric>, the metric one "
+                         f"of its metric_list (e.g. {STOCK_PREFIX}arc_challenge@acc_norm)")
+    return task, metric
+
+
 def resolve_task_name(name: str, tasks_dir: Path = TASKS_DIR) -> str:
-    """Return the short task name for ``name`` (short or ``cofitune_*`` form).
+    """Return the short task name for ``name`` (short or ``cofitune_*`` form; a stock ``lm_eval:<task>@<metric>``
+    name is its own short name, checked for its form only: lm-eval's task index is read when it is evaluated).
 
     Raises:
         ValueError: no ``evaluators/tasks/cofitune_<name>.yaml`` defines ``name``.
     """
+    if stock_task(name):
+        return name
     short = name[len(TASK_PREFIX):] if name.startswith(TASK_PREFIX) else name
     known = known_tasks(tasks_dir)
     if short not in known:
         raise ValueError(f"unknown versatility task {name!r}: no {tasks_dir / (TASK_PREFIX + short)}.yaml; "
-                         f"known tasks: {sorted(known)}")
+                         f"known tasks: {sorted(known)}, or a stock lm-eval task as {STOCK_PREFIX}<task>@<metric>")
     return short
 
 
@@ -96,104 +115,6 @@ def _normalise_suites(suites: Mapping[str, Sequence[str]]) -> dict[str, list[str
             raise ValueError(f"aspect {aspect!r} must map to a non-empty list of task names, got {names!r}")
         out[aspect] = [resolve_task_name(n) for n in names]
     return out
-
-
-# --------------------------------------------------------------------------- NLTK / Punkt
-
-
-def _punkt_model_dir(nltk_dir: Path) -> Path:
-    return nltk_dir / "tokenizers" / "punkt_tab" / "english"
-
-
-def _train_punkt(nltk_dir: Path, text_path: Path) -> None:
-    """Train a Punkt model on ``text_path`` and write it as NLTK ``punkt_tab/english``.
-
-    Written to a staging folder first and renamed, so an interrupted run never leaves a
-    half-written model behind. Training is deterministic for a given text.
-    """
-    from nltk.tokenize import punkt
-
-    text = text_path.read_text(encoding="utf-8")
-    trainer = punkt.PunktTrainer()  # NLTK's default settings
-    trainer.train(text, finalize=True)
-    params = trainer.get_params()
-
-    target = _punkt_model_dir(nltk_dir)
-    staging = target.with_name("english.partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # nltk >= 3.10 only writes into a private (0700) folder on its data path.
-    punkt.save_punkt_params(params, dir=str(staging))
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-
-
-def ensure_punkt(nltk_dir: Path, text_path: Path = PUNKT_TRAINING_TEXT) -> Path:
-    """Make NLTK's English ``punkt_tab`` model available offline from ``nltk_dir``.
-
-    Sets ``NLTK_DATA`` (and ``nltk.data.path``, in case nltk is already imported), trains
-    the model from ``text_path`` if it is not there yet, and checks that
-    ``nltk.sent_tokenize`` loads *this* model. Returns the model folder.
-
-    Raises:
-        FileNotFoundError: the training text is missing.
-        RuntimeError: NLTK resolves ``punkt_tab`` to a different folder.
-    """
-    nltk_dir = Path(nltk_dir).resolve()
-    nltk_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["NLTK_DATA"] = str(nltk_dir)  # read by nltk at import time
-    import nltk
-
-    if str(nltk_dir) not in nltk.data.path:
-        nltk.data.path.insert(0, str(nltk_dir))
-
-    model_dir = _punkt_model_dir(nltk_dir)
-    if not all((model_dir / f).is_file() for f in _PUNKT_FILES):
-        if not text_path.is_file():
-            raise FileNotFoundError(f"Punkt training text not found: {text_path}")
-        _train_punkt(nltk_dir, text_path)
-
-    found = Path(str(nltk.data.find("tokenizers/punkt_tab/english/"))).resolve()
-    if found != model_dir.resolve():
-        raise RuntimeError(f"NLTK resolves punkt_tab/english to {found}, expected the local model {model_dir}")
-    if len(nltk.sent_tokenize("This is one sentence. This is another one.")) != 2:
-        raise RuntimeError(f"the Punkt model in {model_dir} does not split two simple sentences")
-    return model_dir
-
-
-@contextmanager
-def _nltk_downloads_forbidden() -> Iterator[None]:
-    """Make any ``nltk.download`` call raise instead of (quietly) trying the network."""
-    import nltk
-
-    def _refuse(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError(
-            f"nltk.download{args!r} was called; cofitune evaluates offline. "
-            "Call ensure_punkt() before importing lm_eval.tasks.ifeval."
-        )
-
-    original = nltk.download
-    nltk.download = _refuse
-    try:
-        yield
-    finally:
-        nltk.download = original
-
-
-def _import_ifeval_scorer() -> None:
-    """Import lm-eval's IFEval scorer offline and check that its sentence splitter works.
-
-    ``lm_eval.tasks.ifeval.instructions_util`` calls ``nltk.download("punkt_tab")`` at
-    import time if the model is missing; with :func:`ensure_punkt` done first it finds
-    the local model, and the guard turns any remaining download attempt into an error.
-    """
-    with _nltk_downloads_forbidden():
-        from lm_eval.tasks.ifeval import instructions_util, utils  # noqa: F401
-
-    if instructions_util.count_sentences("One sentence here. And a second one!") != 2:
-        raise RuntimeError("lm-eval's IFEval sentence counter does not work with the local Punkt model")
 
 
 # --------------------------------------------------------------------------- task configs
@@ -238,6 +159,8 @@ def load_task_config(
     """
     from lm_eval.tasks._yaml_loader import load_yaml  # lm-eval 0.4.13; resolves !function
 
+    if stock_task(short_name):
+        return _stock_task_config(short_name, max_gen_toks)
     short = resolve_task_name(short_name, tasks_dir)
     task = TASK_PREFIX + short
     yaml_path = tasks_dir / f"{task}.yaml"
@@ -250,9 +173,46 @@ def load_task_config(
     for path in _data_files(cfg):
         if not path.is_file():
             raise FileNotFoundError(f"data file of task {task} not found: {path}")
+    return _cap_generation(cfg, max_gen_toks)
+
+
+def _cap_generation(cfg: dict[str, Any], max_gen_toks: int | None) -> dict[str, Any]:
     if max_gen_toks is not None and cfg.get("output_type") == "generate_until":
         cfg["generation_kwargs"] = {**copy.deepcopy(cfg.get("generation_kwargs", {})), "max_gen_toks": max_gen_toks}
     return cfg
+
+
+@functools.cache
+def _lm_eval_index() -> dict:
+    """lm-eval's index of its own task YAMLs (seconds to build: once per process)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager().task_index
+
+
+def _stock_task_config(name: str, max_gen_toks: int | None) -> dict[str, Any]:
+    """The config of a stock lm-eval task (``lm_eval:<task>@<metric>``) from lm-eval's own task YAMLs, includes
+    resolved, with ``metadata.headline_metric`` set to the named metric.
+
+    Raises:
+        ValueError: lm-eval has no such single task (a group, a tag or an unknown name), or the metric is not
+            in its metric_list.
+    """
+    from lm_eval.tasks._index import Kind
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    task, metric = stock_task(name)
+    entry = _lm_eval_index().get(task)
+    if entry is None or entry.kind != Kind.TASK or entry.yaml_path is None:
+        what = "no task" if entry is None else f"a {entry.kind.name.lower()}, not one YAML task"
+        raise ValueError(f"stock lm-eval task {name!r}: lm-eval has {what} named {task!r} (name each task of a "
+                         f"group as its own suite)")
+    cfg = load_yaml(entry.yaml_path, resolve_func=True)
+    if cfg.get("task") != task:
+        raise ValueError(f"stock lm-eval task {name!r}: {entry.yaml_path} defines {cfg.get('task')!r}")
+    cfg["metadata"] = {**(cfg.get("metadata") or {}), "headline_metric": metric}
+    headline_metric(cfg, f"{name} ({entry.yaml_path})")
+    return _cap_generation(cfg, max_gen_toks)
 
 
 # --------------------------------------------------------------------------- the model wrapper
@@ -498,7 +458,7 @@ def evaluate_versatility(
     go_offline()
     if "ifeval" in tasks:
         ensure_punkt(nltk_dir)
-        _import_ifeval_scorer()
+        import_ifeval_scorer()
 
     import lm_eval
 

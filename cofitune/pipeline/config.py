@@ -342,7 +342,7 @@ def config_sha256(cfg: dict) -> str:
 #: stage kind -> the key that names one job's configuration (Snakemake wildcards)
 STAGE_KEYS = {"run": "{model}/{task}/{method}/{variant}", "train": "{model}/{task}/{method}/{variant}",
               "data": "{task}", "importance": "{model}/{task}", "probe": "{model}", "search": "{model}/{task}",
-              "tables": "all"}
+              "tables": "all", "bench": "all"}
 
 
 def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> dict:
@@ -351,7 +351,7 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
     ``run``: :func:`run_config` (evaluation); ``train``: its :func:`train_view`; ``data``: the split sizes
     and sampling seed of one task; ``importance``: the importance pass's settings; ``probe``: the drift
     probe's generation settings; ``search``: the tree search's settings and Uni's weights; ``tables``: Uni's
-    weights (the table's Uni column)."""
+    weights (the table's Uni column); ``bench``: the suite's gates, candidate row and stored baselines."""
     parts = key.split("/")
     if kind in ("run", "train"):
         cfg = run_config(config, *parts, root=root)
@@ -369,6 +369,8 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
         return {"model": parts[0], "task": parts[1], **config["search"], "uni": config["uni"]}
     if kind == "tables":
         return {"uni": config["uni"]}
+    if kind == "bench":
+        return {"models": config["models"], "tasks": config["tasks"], "bench": config["bench"]}
     raise ValueError(f"unknown stage config kind {kind!r}; known: {sorted(STAGE_KEYS)}")
 
 

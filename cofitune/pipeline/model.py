@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from cofitune.pipeline.artifacts import CHECKPOINT_WEIGHTS, write_checkpoint_index
 from cofitune.pipeline.io import atomic_path, sha256_file, write_json
 from cofitune.pipeline.sheets import DTYPE_NAMES, read_sheet
 
@@ -175,10 +176,6 @@ def load_base(model_dir: str | Path, dtype: str = "float32"):
     return model, tok
 
 
-CKPT_WEIGHTS = "trainable.safetensors"
-CKPT_INDEX = "trainable.json"
-
-
 def save_trainable(model: nn.Module, names: set[str], out_dir: str | Path, extra: dict,
                    n_trainable: int | None = None) -> None:
     """Save only the changed tensors (+ their names and shapes) for merging onto the base later.
@@ -189,16 +186,16 @@ def save_trainable(model: nn.Module, names: set[str], out_dir: str | Path, extra
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(model.named_parameters())
     tensors = {n: params[n].detach().contiguous() for n in sorted(names)}
-    save_file(tensors, str(out_dir / CKPT_WEIGHTS))
+    save_file(tensors, str(out_dir / CHECKPOINT_WEIGHTS))
     saved = sum(t.numel() for t in tensors.values())
     index = {"names": {n: list(t.shape) for n, t in tensors.items()}, "n_saved": saved,
              "n_trainable": saved if n_trainable is None else n_trainable, **extra}
-    write_json(out_dir / CKPT_INDEX, index)
+    write_checkpoint_index(out_dir, index)
 
 
 def load_trainable(ckpt_dir: str | Path) -> dict[str, torch.Tensor]:
     """A checkpoint folder's saved tensors (name -> tensor)."""
-    return load_file(str(Path(ckpt_dir) / CKPT_WEIGHTS))
+    return load_file(str(Path(ckpt_dir) / CHECKPOINT_WEIGHTS))
 
 
 def merge_trainable(model: nn.Module, ckpt_dir: str | Path) -> nn.Module:
@@ -208,7 +205,7 @@ def merge_trainable(model: nn.Module, ckpt_dir: str | Path) -> nn.Module:
     params = dict(model.named_parameters())
     unknown = sorted(set(tensors) - params.keys())
     if unknown:
-        raise ValueError(f"{ckpt_dir / CKPT_WEIGHTS}: tensors not in the base model: {unknown[:5]}")
+        raise ValueError(f"{ckpt_dir / CHECKPOINT_WEIGHTS}: tensors not in the base model: {unknown[:5]}")
     with torch.no_grad():
         for name, t in tensors.items():
             if params[name].shape != t.shape:

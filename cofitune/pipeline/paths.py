@@ -31,6 +31,8 @@ CHOSEN = f"{SEARCH}/chosen.json"
 
 #: main.{csv,md,tex,html} and claims.{csv,md}
 TABLES = "results/tables"
+#: the bench gate's verdict on the candidate row (rules/bench.smk), .json and .md
+BENCH_VERDICT = "results/bench/verdict"
 #: one (task, model)'s figures: pareto, search, importance (.png and .svg)
 PLOTS = "results/plots/{task}/{model}"
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cofitune.pipeline.io import atomic_write_text, read_json
+from cofitune.pipeline.artifacts import read_metrics, read_run_config
+from cofitune.pipeline.io import atomic_write_text
 from cofitune.reporting import stats
 from cofitune.reporting.measures import MEASURES, compare_rows, strata, variance_split
 from cofitune.reporting.stats import uni_score
@@ -90,7 +91,7 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
     keeps each row's per-item data in a ``_record`` column (for :mod:`cofitune.reporting.claims`)."""
     groups: dict[tuple, list] = {}
     for path in paths:
-        m = read_json(path)
+        m = read_metrics(path)
         run = m["run"]
         groups.setdefault((run["model"], run["task"], run["method"], run.get("row", run["variant"])), []).append(
             (Path(path), m))
@@ -345,7 +346,7 @@ def refuse_stale(metrics: list[str | Path], run_configs: list[str | Path]) -> No
     if len(metrics) != len(run_configs):
         raise ValueError(f"{len(metrics)} metrics files but {len(run_configs)} run configs: give one per row")
     for path, cfg_path in zip(metrics, run_configs):
-        recorded, current = read_json(path)["meta"]["run_config"], read_json(cfg_path)
+        recorded, current = read_metrics(path)["meta"]["run_config"], read_run_config(cfg_path)
         changed = config_differences(recorded, current)
         if changed:
             raise ValueError(f"{path}: row {current['method']}/{current['variant']} is stale: it was computed under "

@@ -1,32 +1,33 @@
 """Regression benchmarking of a new method against frozen baseline results.
 
 A *suite* is a pipeline config (``config/bench/<suite>.yaml``) plus a ``bench`` section: the stored
-reference row and one gate per metric. ``cofitune bench --suite S --refresh`` runs the suite's methods and
-stores their ``metrics.json`` under ``results/baselines/<suite>/`` (on purpose, never implicitly);
-``cofitune bench --suite S --method NAME`` runs one method through the same DAG and writes a verdict:
-per metric the new value, the stored baseline, the difference with its paired 95% bootstrap CI, the gate
-and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function.
+reference row and one gate per metric. ``python tools/bench.py --suite S --refresh`` runs the suite's methods
+and stores their ``metrics.json`` under ``results/baselines/<suite>/`` (:func:`store_baselines`; on purpose,
+never implicitly); ``python tools/bench.py --suite S --method NAME`` adds one row to the suite
+(:func:`candidate_overlay`) and builds the DAG's ``bench_verdict`` target (``rules/bench.smk``), whose job is
+:func:`gate`: per metric the new value, the stored baseline, the difference with its paired 95% bootstrap CI,
+the gate and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function. This module
+never runs Snakemake: the launcher in ``tools/`` does.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
 from cofitune.pipeline import paths
+from cofitune.pipeline.artifacts import read_metrics
 from cofitune.pipeline.io import atomic_write_text, read_json, sha256_text, write_json
-from cofitune.pipeline.launch import offline_env
 from cofitune.reporting import stats
 from cofitune.reporting.measures import compare_rows, measure_stat, record
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the stored baselines of every suite, ``<suite>/...`` (committed)
+BASELINES = ROOT / "results" / "baselines"
 #: gate metric -> the measure it compares (``aspect:<name>`` compares that aspect's Vers)
 GATE_MEASURES = {"spec": "Spec", "spec_nll": "SpecNLL", "vers": "Vers", "vers_p": "VersP", "drift": "Drift"}
 TESTS = ("point", "ci")
@@ -126,7 +127,7 @@ def to_markdown(verdict: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-# ---- orchestration: the suite's DAG through Snakemake ------------------------------------------------
+# ---- the suite: config, stored baselines, the gate over files --------------------------------------
 
 def suite_path(suite: str) -> Path:
     path = Path(suite) if suite.endswith((".yaml", ".yml")) else ROOT / "config" / "bench" / f"{suite}.yaml"
@@ -149,36 +150,34 @@ def load_suite(suite: str) -> tuple[str, Path, dict]:
     return path.stem, path, cfg
 
 
-def _snakemake(workdir: Path, configfiles: list[Path], targets: list[str], cores: int) -> None:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", *map(str, configfiles), "--cores", str(cores), "--rerun-incomplete", *targets]
-    env = offline_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"snakemake failed ({proc.returncode}) in {workdir}; see its logs/ folder")
-
-
-def _metrics_targets(cfg: dict, method: str, variant: str) -> list[str]:
+def metrics_targets(cfg: dict, method: str, variant: str) -> list[str]:
+    """The ``metrics.json`` of one row for every (model, task) of a suite."""
     return [paths.fill(paths.METRICS, model=m, task=t, method=method, variant=variant)
             for m in cfg["models"] for t in cfg["tasks"]]
 
 
+def baseline_rows(cfg: dict) -> list[dict]:
+    """The suite's methods whose metrics are stored as baselines (sweeps are not)."""
+    return [m for m in cfg["methods"] if not m.get("sweep")]
+
+
 def baseline_file(baselines: Path, model: str, task: str, method: str, variant: str) -> Path:
-    return baselines / model / task / method / f"{variant}.json"
+    return Path(baselines) / model / task / method / f"{variant}.json"
 
 
-def refresh(suite: str, *, cores: int = 2, baselines_root: Path = ROOT / "results" / "baselines",
-            workdir: Path | None = None) -> Path:
-    """Run every method of the suite and store its metrics as the suite's frozen baselines."""
-    name, path, cfg = load_suite(suite)
-    workdir = Path(workdir or ROOT / "results" / "bench" / name / "_baselines")
-    targets = [t for m in cfg["methods"] for t in _metrics_targets(cfg, m["method"], m["variant"])
-               if not m.get("sweep")]
-    _snakemake(workdir, [path], targets, cores)
-    out = baselines_root / name
+def reference_files(bench_cfg: dict, models: list[str], tasks: list[str]) -> list[Path]:
+    """The stored reference baseline of every (model, task), under ``bench_cfg["baselines"]``."""
+    ref = bench_cfg["reference"]
+    return [baseline_file(bench_cfg["baselines"], m, t, ref["method"], ref["variant"]) for m in models for t in tasks]
+
+
+def store_baselines(suite: str, metrics: list[str | Path], baselines_root: Path = BASELINES) -> Path:
+    """Store the suite's metrics files as its frozen baselines (``<baselines_root>/<suite>/``, MANIFEST.json)."""
+    name, path, _ = load_suite(suite)
+    out = Path(baselines_root) / name
     files = []
-    for target in targets:
-        m = read_json(workdir / target)
+    for source in metrics:
+        m = read_metrics(source)
         run = m["run"]
         dest = baseline_file(out, run["model"], run["task"], run["method"], run["variant"])
         write_json(dest, m)
@@ -193,56 +192,66 @@ def check_fresh(base_path: Path, suite: str) -> None:
     """Refuse a stored baseline produced by other code than this checkout's: its numbers may be stale."""
     from cofitune.pipeline.provenance import code_sha256
 
-    stored = read_json(base_path)["meta"].get("code_sha256")
+    stored = read_metrics(base_path)["meta"].get("code_sha256")
     current = code_sha256()
     if stored != current:
         raise ValueError(f"{base_path}: the stored baseline was produced by other code (code_sha256 {str(stored)[:12]}, "
                          f"this checkout {current[:12]}): its numbers may be stale. Refresh it with "
-                         f"`python -m cofitune bench --suite {suite} --refresh`")
+                         f"`python tools/bench.py --suite {suite} --refresh`")
 
 
-def run_bench(suite: str, method: str, *, variant: str = "bench", params: dict | None = None,
-              train: dict | None = None, seed: int | None = None, plugins: list[str] = (), cores: int = 2,
-              baselines_root: Path = ROOT / "results" / "baselines", workdir: Path | None = None) -> dict:
-    """Run ``method`` on the suite and gate it against the stored reference; returns the verdict."""
-    name, path, cfg = load_suite(suite)
-    ref = cfg["bench"]["reference"]
-    stored = baselines_root / name
-    if not (stored / "MANIFEST.json").is_file():
-        raise FileNotFoundError(f"no stored baselines for suite {name!r} in {stored}: run "
-                                f"`cofitune bench --suite {name} --refresh` first")
-    workdir = Path(workdir or ROOT / "results" / "bench" / name / f"{method}-{variant}")
-    workdir.mkdir(parents=True, exist_ok=True)
-    for old in ("verdict.json", "verdict.md"):  # a reused workdir: no earlier verdict survives a failed run
-        (workdir / old).unlink(missing_ok=True)
-    for model in cfg["models"]:  # before any job runs
-        for task in cfg["tasks"]:
-            base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
-            if not base_path.is_file():
-                raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {name!r})")
-            check_fresh(base_path, name)
-    entry = {"method": method, "variant": variant, "params": params or {}, "train": train or {}}
+def check_baselines(suite: str, cfg: dict, baselines: Path) -> None:
+    """Before any job runs: the suite has stored baselines, its reference is among them, made by this code."""
+    if not (Path(baselines) / "MANIFEST.json").is_file():
+        raise FileNotFoundError(f"no stored baselines for suite {suite!r} in {baselines}: run "
+                                f"`python tools/bench.py --suite {suite} --refresh` first")
+    for base_path in reference_files({**cfg["bench"], "baselines": baselines}, cfg["models"], cfg["tasks"]):
+        if not base_path.is_file():
+            raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {suite!r})")
+        check_fresh(base_path, suite)
+
+
+def candidate_overlay(suite: str, method: str, *, variant: str, params: dict, train: dict, seed: int | None,
+                      plugins: list[str], baselines: Path) -> dict:
+    """The config overlay that adds the candidate row to a suite and names it (and the stored baselines) for
+    the ``bench_verdict`` target (rules/bench.smk)."""
+    entry = {"method": method, "variant": variant, "params": params, "train": train}
     if seed is not None:
         entry["seed"] = seed
-    overlay = workdir / "bench_overlay.yaml"
-    atomic_write_text(overlay, yaml.safe_dump({
-        "methods": [entry], "search": {"enabled": False},
-        "method_plugins": [str(Path(p).resolve()) for p in plugins]}, sort_keys=False))
-    _snakemake(workdir, [path, overlay], _metrics_targets(cfg, method, variant), cores)
+    return {"methods": [entry], "search": {"enabled": False},
+            "method_plugins": [str(Path(p).resolve()) for p in plugins],
+            "bench": {"suite": suite, "candidate": {"method": method, "variant": variant},
+                      "baselines": str(Path(baselines).resolve())}}
+
+
+def gate(bench_config: str | Path, metrics: list[str | Path]) -> dict:
+    """The verdict of the candidate row (its ``metrics.json`` for every (model, task), in the suite's order)
+    against the stored reference: the ``bench`` stage config names the suite, gates, candidate and baselines."""
+    cfg = read_json(bench_config)
+    bench, cand = cfg["bench"], cfg["bench"]["candidate"]
+    suite = bench["suite"]
+    pairs = [(m, t) for m in cfg["models"] for t in cfg["tasks"]]
+    if len(metrics) != len(pairs):
+        raise ValueError(f"{bench_config}: {len(pairs)} (model, task) pairs but {len(metrics)} metrics files")
     blocks = []
-    for model in cfg["models"]:
-        for task in cfg["tasks"]:
-            base_path = baseline_file(stored, model, task, ref["method"], ref["variant"])
-            new = read_json(workdir / paths.fill(paths.METRICS, model=model, task=task, method=method,
-                                                 variant=variant))
-            blocks.append({"model": model, "task": task,
-                           "metrics": compare(new, read_json(base_path), cfg["bench"]["gates"])})
-    verdict = {"suite": name, "method": method, "variant": variant, "setting": entry,
-               "reference": f"{ref['method']}/{ref['variant']}", "baselines": str(stored),
-               "passed": all(e["passed"] for b in blocks for e in b["metrics"]), "blocks": blocks}
-    write_json(workdir / "verdict.json", verdict)
-    atomic_write_text(workdir / "verdict.md", to_markdown(verdict))
-    return verdict
+    for (model, task), path, base_path in zip(pairs, metrics, reference_files(bench, cfg["models"], cfg["tasks"])):
+        new = read_metrics(path)
+        if (new["run"]["model"], new["run"]["task"], new["run"]["method"], new["run"]["variant"]) != (
+                model, task, cand["method"], cand["variant"]):
+            raise ValueError(f"{path}: not the candidate {cand['method']}/{cand['variant']} on {model}/{task}")
+        check_fresh(base_path, suite)
+        blocks.append({"model": model, "task": task, "metrics": compare(new, read_metrics(base_path), bench["gates"])})
+    ref = bench["reference"]
+    return {"suite": suite, "method": cand["method"], "variant": cand["variant"],
+            "setting": {"params": new["run"]["params"], "seed": new["run"]["seed"],
+                        "train": new["meta"]["run_config"].get("train")}, "reference": f"{ref['method']}/{ref['variant']}",
+            "baselines": bench["baselines"], "passed": all(e["passed"] for b in blocks for e in b["metrics"]),
+            "blocks": blocks}
+
+
+def write_verdict(verdict: dict, json_path: str | Path, md_path: str | Path) -> None:
+    write_json(json_path, verdict)
+    atomic_write_text(md_path, to_markdown(verdict))
 
 
 def parse_mapping(text: str | None, what: str) -> dict:
@@ -256,4 +265,3 @@ def parse_mapping(text: str | None, what: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{what}: expected a JSON object, got {text!r}")
     return value
-

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cofitune.pipeline.artifacts import read_metrics, read_search_record  # noqa: E402
 from cofitune.pipeline.io import atomic_path  # noqa: E402
 
 DPI = 150
@@ -388,3 +389,23 @@ def load_importance_for_plot(path: str | Path) -> dict[str, np.ndarray]:
     if missing:
         raise ValueError(f"{path}: missing importance tensor(s) {missing}")
     return {k: tensors[k].detach().float().cpu().numpy() for k in UNIT_TITLES}
+
+
+def pareto_from_files(table: str | Path, model: str, task: str, metrics: list[str | Path], png: str | Path,
+                      svg: str | Path) -> None:
+    """:func:`pareto_plot` of one (model, task) of the table CSV, each row's run parameters (Wise-FT's alpha
+    and source) read from its ``metrics.json``."""
+    df = pd.read_csv(table, dtype={"setting": str})
+    block = df[(df.model == model) & (df.task == task)]
+    if block.empty:
+        raise ValueError(f"{table}: no rows for model {model!r} and task {task!r}")
+    runs = [read_metrics(p)["run"] for p in metrics]
+    params = {(r["method"], r["variant"]): r["params"] for r in runs if (r["model"], r["task"]) == (model, task)}
+    pareto_plot(block, png, svg, title=f"{task} · {model}: speciality vs versatility", params=params)
+
+
+def search_from_files(levels: list[str | Path], png: str | Path, svg: str | Path, *, title: str) -> None:
+    """:func:`search_plot` of the level records (or of one ``grid.json``)."""
+    records = [read_search_record(p) for p in levels]
+    search_plot(records[0] if len(records) == 1 and "parent" not in records[0] else records, png, svg, title=title)
+

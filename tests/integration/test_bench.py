@@ -1,4 +1,4 @@
-"""`cofitune bench` end to end on the tiny suite against its committed baselines: a throwaway plugin method
+"""`tools/bench.py` (the bench_verdict target) end to end on the tiny suite against its committed baselines: a throwaway plugin method
 gets a per-metric verdict; a deliberately broken one fails the gate with a readable reason; the gates are
 calibrated (the reference under another seed passes, the reference at 10x its lr fails)."""
 
@@ -51,13 +51,13 @@ class HeadBlaster(Method):
 def workdir(tmp_path_factory) -> Path:
     """One bench workdir for the module, as a method author reuses one: the suite's model, data, importance
     and probe are prepared by the first run and reused by the next; each method's row and verdict are its own
-    (run_bench removes the previous verdict before it starts)."""
+    (the launcher removes the previous verdict before it starts)."""
     return tmp_path_factory.mktemp("bench") / "work"
 
 
 def bench(tmp_path: Path, work: Path, name: str, source: str, *extra: str,
           method: str | None = None) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run ``cofitune bench`` on the tiny suite in ``work``: a plugin method ``name`` from ``source``, or
+    """Run ``tools/bench.py`` on the tiny suite in ``work``: a plugin method ``name`` from ``source``, or
     (``method``) a registered one."""
     plugin_args = []
     if source:
@@ -65,10 +65,10 @@ def bench(tmp_path: Path, work: Path, name: str, source: str, *extra: str,
         plugin.write_text(source)
         plugin_args = ["--plugin", str(plugin)]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "cofitune", "bench", "--suite", "tiny", "--method", method or name,
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/bench.py"), "--suite", "tiny", "--method", method or name,
                            "--variant", name, *plugin_args, "--workdir", str(work), *extra],
                           capture_output=True, text=True, env=env, timeout=1200)
-    verdict = work / "verdict.json"
+    verdict = work / "results/bench/verdict.json"
     assert verdict.is_file(), proc.stderr[-3000:]
     return proc, json.loads(verdict.read_text())
 
@@ -84,7 +84,7 @@ def test_a_plugin_method_gets_a_verdict_per_metric(tmp_path, workdir):
     assert [m for m, e in entries.items() if not e["passed"]] == ["drift"], proc.stdout
     assert entries["drift"]["diff"] > entries["drift"]["max_drop"] and entries["drift"]["verdict"] == "worse"
     assert proc.returncode == 1 and "FAIL: drift" in proc.stdout
-    assert (workdir / "verdict.md").read_text().startswith("# bench verdict: ffn_region/ffn_region")
+    assert (workdir / "results/bench/verdict.md").read_text().startswith("# bench verdict: ffn_region/ffn_region")
 
 
 def test_a_broken_method_fails_the_gate_with_a_reason(tmp_path, workdir):

@@ -316,7 +316,7 @@ def test_paper_config_plans_three_scales_by_three_tasks(tmp_path):
 def test_report_opens_in_chromium_with_table_and_pareto_plot(dag_run):
     from PIL import Image
 
-    from cofitune.reporting.report import capture, shown_payloads
+    from tools.report_capture import capture, shown_payloads
 
     proc = snakemake(dag_run, "--report", "results/report.html")
     report = dag_run / "results/report.html"

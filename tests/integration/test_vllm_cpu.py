@@ -52,7 +52,7 @@ def smollm2(tmp_path_factory):
 def test_hf_and_vllm_generate_the_same_texts_on_100_squad_items(smollm2):
     python = vllm_python()
     out = smollm2 / "parity.json"
-    proc = run(python, "-m", "cofitune", "parity", "--model-dir", str(smollm2 / "base"), "--test",
+    proc = run(python, str(ROOT / "tools/parity.py"), "--model-dir", str(smollm2 / "base"), "--test",
                str(smollm2 / "data/test.jsonl"), "--n", "100", "--template", "alpaca", "--max-new-tokens", "24",
                "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]

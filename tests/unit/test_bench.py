@@ -1,11 +1,14 @@
 """The bench gate on hand-made metrics: per-metric pass/fail, directions, CI vs point tests, reasons."""
 
 import math
+from pathlib import Path
 
 import pytest
 import yaml
 
 from cofitune.reporting.bench import compare, load_suite, to_markdown
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc"]}
 
@@ -148,7 +151,8 @@ def test_a_stale_baseline_is_refused(tmp_path):
     from cofitune.reporting.bench import check_fresh
 
     path = tmp_path / "ref.json"
-    path.write_text('{"meta": {"code_sha256": "0000"}}')
+    path.write_text('{"run": {"model": "m", "task": "t", "method": "x", "variant": "v", "params": {}}, '
+                    '"metrics": {}, "meta": {"code_sha256": "0000"}}')
     with pytest.raises(ValueError, match=r"ref.json: the stored baseline was produced by other code .*--refresh"):
         check_fresh(path, "tiny")
 
@@ -165,20 +169,62 @@ def test_the_committed_tiny_baselines_were_produced_by_this_code():
         check_fresh(root / name, "tiny")
 
 
+def _launcher():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_launcher", ROOT / "tools" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_a_failed_bench_run_leaves_no_verdict_of_an_earlier_run(tmp_path, monkeypatch):
     """In a reused workdir, a run that fails must not leave the previous method's verdict looking fresh."""
     from cofitune.reporting import bench
 
+    launcher = _launcher()
     work = tmp_path / "work"
-    work.mkdir()
+    (work / "results/bench").mkdir(parents=True)
     for name in ("verdict.json", "verdict.md"):
-        (work / name).write_text("from an earlier run")
+        (work / "results/bench" / name).write_text("from an earlier run")
 
     def failing(*args, **kwargs):
         raise RuntimeError("snakemake failed (1)")
 
     monkeypatch.setattr(bench, "check_fresh", lambda *args: None)  # the stored baselines are not under test
-    monkeypatch.setattr(bench, "_snakemake", failing)
+    monkeypatch.setattr(launcher, "snakemake", failing)
     with pytest.raises(RuntimeError, match="snakemake failed"):
-        bench.run_bench("tiny", "full_sft", variant="x", workdir=work)
-    assert not (work / "verdict.json").exists() and not (work / "verdict.md").exists()
+        launcher.run_bench("tiny", "full_sft", variant="x", params={}, train={}, seed=None, plugins=[], cores=1,
+                           workdir=work)
+    assert not (work / "results/bench/verdict.json").exists() and not (work / "results/bench/verdict.md").exists()
+
+
+def test_the_gate_checks_its_inputs_are_the_candidate_and_writes_the_verdict(tmp_path, monkeypatch):
+    """The bench_verdict job: the candidate's metrics against the stored reference, through the files; a
+    metrics file of another row is refused, naming it."""
+    import json
+
+    from cofitune.reporting import bench
+
+    monkeypatch.setattr(bench, "check_fresh", lambda *args: None)  # freshness: test_a_stale_baseline_is_refused
+    stored = ROOT / "results" / "baselines" / "tiny"
+    ref = stored / "tiny-llama-8/squad/cofitune/ffn-bottom2-update.json"
+    other = stored / "tiny-llama-8/squad/full_sft/all.json"
+    _, _, suite = bench.load_suite("tiny")
+    cfg = {"models": suite["models"], "tasks": suite["tasks"],
+           "bench": {**suite["bench"], "suite": "tiny", "candidate": {"method": "full_sft", "variant": "all"},
+                     "baselines": str(stored)}}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(cfg))
+    verdict = bench.gate(path, [other])
+    assert verdict["method"] == "full_sft" and verdict["reference"] == "cofitune/ffn-bottom2-update"
+    assert [e["metric"] for e in verdict["blocks"][0]["metrics"]] == list(suite["bench"]["gates"])
+    assert verdict["blocks"][0]["metrics"] == bench.compare(json.loads(other.read_text()),
+                                                            json.loads(ref.read_text()), suite["bench"]["gates"])
+    with pytest.raises(ValueError, match="all.json: not the candidate cofitune/x"):
+        cfg["bench"]["candidate"] = {"method": "cofitune", "variant": "x"}
+        path.write_text(json.dumps(cfg))
+        bench.gate(path, [other])
+    bench.write_verdict(verdict, tmp_path / "v.json", tmp_path / "v.md")
+    assert json.loads((tmp_path / "v.json").read_text())["passed"] == verdict["passed"]
+    assert (tmp_path / "v.md").read_text() == bench.to_markdown(verdict)

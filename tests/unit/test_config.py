@@ -224,7 +224,7 @@ def test_each_stage_config_changes_exactly_with_what_its_jobs_depend_on(config):
     keys = {"run": "smollm2-135m/squad/full_sft/all", "train": "smollm2-135m/squad/full_sft/all", "data": "squad",
             "importance": "smollm2-135m/squad", "probe": "smollm2-135m", "search": "smollm2-135m/squad",
             "tables": "all"}
-    assert set(keys) == set(STAGE_KEYS)
+    assert set(keys) | {"bench"} == set(STAGE_KEYS)  # bench: a bench suite's config only (below)
     before = {k: stage_config(config, k, key, ROOT) for k, key in keys.items()}
     edits = {  # edit -> the kinds whose jobs depend on it
         ("train", "lr"): {"run", "train"},
@@ -241,6 +241,14 @@ def test_each_stage_config_changes_exactly_with_what_its_jobs_depend_on(config):
     edited["evaluation"]["drift"]["max_new_tokens"] = 3
     after = {k: stage_config(edited, k, kk, ROOT) for k, kk in keys.items()}
     assert {k for k in keys if after[k] != before[k]} == {"run", "probe"}
+    suite = yaml.safe_load((ROOT / "config/bench/tiny.yaml").read_text())
+    bench = stage_config(suite, "bench", "all", ROOT)
+    assert bench == {"models": suite["models"], "tasks": suite["tasks"], "bench": suite["bench"]}
+    edited = copy.deepcopy(suite)
+    edited["train"]["lr"] *= 2  # the verdict's inputs (the candidate's metrics) carry training
+    assert stage_config(edited, "bench", "all", ROOT) == bench
+    edited["bench"]["gates"]["spec"]["max_drop"] = 1.0
+    assert stage_config(edited, "bench", "all", ROOT) != bench
 
 
 def test_a_stage_config_is_rewritten_only_when_its_content_changes(tmp_path):

@@ -34,7 +34,7 @@ def test_prepare_is_seeded_and_writes_meta(tmp_path):
     task = _task(tmp_path, rows)
     a = prepare_task(task, tmp_path / "a", n_train=5, n_test=2, seed=1)
     b = prepare_task(task, tmp_path / "b", n_train=5, n_test=2, seed=1)
-    c = prepare_task(task, tmp_path / "c", n_train=5, n_test=2, seed=2)
+    prepare_task(task, tmp_path / "c", n_train=5, n_test=2, seed=2)
     assert (tmp_path / "a/train.jsonl").read_text() == (tmp_path / "b/train.jsonl").read_text()
     assert (tmp_path / "a/train.jsonl").read_text() != (tmp_path / "c/train.jsonl").read_text()
     assert a["splits"]["train"]["n"] == 5 and a["splits"]["train"]["sha256"] == b["splits"]["train"]["sha256"]

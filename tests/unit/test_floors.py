@@ -10,10 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "docs"))
 import import_graph  # noqa: E402
 
-#: what reporting may read of the pipeline: the artifact helpers and paths, the code hash for the bench's
-#: references, and the stage environment for the bench, which runs the DAG
-REPORTING_MAY_IMPORT = {"cofitune.pipeline.io", "cofitune.pipeline.paths", "cofitune.pipeline.provenance",
-                        "cofitune.pipeline.launch"}
+#: what reporting may read of the pipeline: the typed artifacts, the file helpers and paths, and the code hash
+#: for the bench's references
+REPORTING_MAY_IMPORT = {"cofitune.pipeline.artifacts", "cofitune.pipeline.io", "cofitune.pipeline.paths",
+                        "cofitune.pipeline.provenance"}
 
 
 def test_the_core_imports_only_the_core():
@@ -28,6 +28,19 @@ def test_reporting_reads_artifacts_only():
     bad = {m: sorted(d for d in deps if import_graph.floor(d) != "reporting" and d not in REPORTING_MAY_IMPORT)
            for m, deps in g.items() if import_graph.floor(m) == "reporting"}
     assert not {m: d for m, d in bad.items() if d}
+
+
+#: what the pipeline may use of reporting: its pure statistics (CIs of the search margins, drift and VersP)
+PIPELINE_MAY_IMPORT = {"cofitune.reporting.stats", "cofitune.reporting.measures"}
+
+
+def test_the_pipeline_uses_only_the_statistics_of_reporting():
+    g = import_graph.graph()
+    bad = {m: sorted(d for d in deps if import_graph.floor(d) == "reporting" and d not in PIPELINE_MAY_IMPORT)
+           for m, deps in g.items() if import_graph.floor(m) == "pipeline"}
+    assert not {m: d for m, d in bad.items() if d}
+    assert all(import_graph.floor(d) == "reporting" for d in PIPELINE_MAY_IMPORT)
+    assert not {d for d in PIPELINE_MAY_IMPORT for dd in g[d] if import_graph.floor(dd) != "reporting"}  # pure
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:

@@ -201,7 +201,8 @@ def test_a_searched_row_trains_only_from_a_resolved_config(tmp_path):
     a config the search's choice was never written into is refused before any model is loaded."""
     import json
 
-    from cofitune.pipeline.runner import run_record, train_run
+    from cofitune.pipeline.artifacts import run_record
+    from cofitune.pipeline.stages import train
 
     cfg = {"model": "m", "task": "t", "method": "cofitune", "variant": "searched", "row": "searched", "seed": 1,
            "kind": "trained", "params": {"from_search": True, "layers": "bottom2", "modules": "ffn"},
@@ -209,7 +210,7 @@ def test_a_searched_row_trains_only_from_a_resolved_config(tmp_path):
     path = tmp_path / "searched.json"
     path.write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r"searched.json: a from_search row's config has no region.*resolve-region"):
-        train_run(path, tmp_path / "no-model", tmp_path / "no-data.jsonl", [], tmp_path / "out")
+        train.run(path, tmp_path / "no-model", tmp_path / "no-data.jsonl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
     resolved = {**cfg, "params": {**cfg["params"], "layers": "middle", "modules": "mha"}, "region": "mha@middle"}
     assert run_record(resolved) == {k: resolved[k] for k in ("model", "task", "method", "variant", "row", "params",

@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from cofitune.pipeline.launch import offline_env  # noqa: E402
+from evaluators import punkt as P  # noqa: E402
 from evaluators import versatility as V  # noqa: E402
 
 DATA = REPO / "resources" / "data" / "versatility"
@@ -162,6 +163,25 @@ def test_a_suite_is_one_file(tmp_path):
     assert cfg["task"] == "cofitune_piqa2" and V.headline_metric(cfg, "x") == "acc"
 
 
+def test_a_stock_lm_eval_task_is_named_directly_with_its_headline_metric():
+    """``lm_eval:<task>@<metric>`` names a task of lm-eval's own folder (a cluster run, its dataset in the HF
+    cache): its stock config, includes resolved, with the named headline metric; the name's form is checked
+    without lm-eval's index (DAG parse), the task and the metric when it is loaded."""
+    assert V.resolve_task_name("lm_eval:arc_challenge@acc_norm") == "lm_eval:arc_challenge@acc_norm"
+    with pytest.raises(ValueError, match=r"name it as lm_eval:<task>@<metric>"):
+        V.resolve_task_name("lm_eval:arc_challenge")
+    cfg = V.load_task_config("lm_eval:arc_challenge@acc_norm")
+    assert cfg["task"] == "arc_challenge" and cfg["dataset_path"] == "allenai/ai2_arc"
+    assert cfg["dataset_name"] == "ARC-Challenge" and cfg["output_type"] == "multiple_choice"  # from its include
+    assert V.headline_metric(cfg, "x") == "acc_norm"
+    with pytest.raises(ValueError, match=r"'f1' is not in its metric_list \['acc', 'acc_norm'\]"):
+        V.load_task_config("lm_eval:arc_challenge@f1")
+    with pytest.raises(ValueError, match=r"lm-eval has a group, not one YAML task named 'mmlu'"):
+        V.load_task_config("lm_eval:mmlu@acc")
+    with pytest.raises(ValueError, match=r"lm-eval has no task named 'no_such_task'"):
+        V.load_task_config("lm_eval:no_such_task@acc")
+
+
 @pytest.mark.parametrize("edit,match", [
     (lambda t: t.replace("  headline_metric: acc_norm", ""), r"cofitune_piqa.yaml: metadata.headline_metric is missing"),
     (lambda t: t.replace("headline_metric: acc_norm", "headline_metric: f1"), r"'f1' is not in its metric_list"),
@@ -178,8 +198,8 @@ def test_yaml_loads_into_task_offline(name, nltk_dir):
     from lm_eval.api.task import ConfigurableTask
 
     if name == "ifeval":  # its scorer imports need the local Punkt model
-        V.ensure_punkt(nltk_dir)
-        V._import_ifeval_scorer()
+        P.ensure_punkt(nltk_dir)
+        P.import_ifeval_scorer()
     cfg = V.load_task_config(name, max_gen_toks=32)
     assert V.REPO_ROOT_PLACEHOLDER not in json.dumps(cfg["dataset_kwargs"])
     task = ConfigurableTask(config=cfg)
@@ -198,22 +218,22 @@ def test_yaml_loads_into_task_offline(name, nltk_dir):
 
 
 def test_punkt_trained_offline_makes_sent_tokenize_work(nltk_dir):
-    model_dir = V.ensure_punkt(nltk_dir)
+    model_dir = P.ensure_punkt(nltk_dir)
     assert model_dir == (nltk_dir / "tokenizers" / "punkt_tab" / "english").resolve()
     import nltk
 
     sentences = nltk.sent_tokenize("Dr. Smith went to Washington. He arrived on Monday. It rained!")
     assert sentences == ["Dr. Smith went to Washington.", "He arrived on Monday.", "It rained!"]
     assert nltk.word_tokenize("Don't stop.") == ["Do", "n't", "stop", "."]
-    V.ensure_punkt(nltk_dir)  # idempotent: a second call reuses the model
+    P.ensure_punkt(nltk_dir)  # idempotent: a second call reuses the model
 
 
 def test_punkt_and_ifeval_import_in_fresh_process_without_download(tmp_path):
     """NLTK_DATA must be set before nltk is imported; any download attempt must raise."""
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
-        "from evaluators import versatility as V; V.ensure_punkt(Path(sys.argv[2]));"
-        "V._import_ifeval_scorer();"
+        "from evaluators import punkt as P; P.ensure_punkt(Path(sys.argv[2]));"
+        "P.import_ifeval_scorer();"
         "from lm_eval.tasks.ifeval import instructions_util as u;"
         "print(u.count_sentences('A b. C d. E f.'))"
     )
@@ -233,7 +253,7 @@ def test_punkt_and_ifeval_import_in_fresh_process_without_download(tmp_path):
 def test_nltk_download_is_forbidden_during_ifeval_import():
     import nltk
 
-    with V._nltk_downloads_forbidden():
+    with P._nltk_downloads_forbidden():
         with pytest.raises(RuntimeError, match="offline"):
             nltk.download("punkt_tab")
 

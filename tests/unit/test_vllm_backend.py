@@ -70,7 +70,7 @@ def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatc
     reason = vllm_backend.vllm_unavailable_reason()
     if reason is None:
         pytest.skip("vLLM and a GPU are present: the GPU test below covers this path")
-    from cofitune.pipeline import runner
+    from cofitune.pipeline.stages import evaluate
 
     class Model:
         def to(self, device):
@@ -84,11 +84,12 @@ def test_evaluate_run_with_vllm_backend_fails_loudly_on_cpu(tmp_path, monkeypatc
 
     monkeypatch.setattr("cofitune.pipeline.model.load_base", lambda *a, **k: (Model(), Tok()))
     cfg = tmp_path / "run.json"
-    cfg.write_text('{"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}, '
+    cfg.write_text('{"model": "m", "task": "t", "method": "original", "variant": "base", "row": "base", '
+                   '"kind": "reference", "params": {}, "seed": 1, '
+                   '"speciality": {"evaluator": "squad", "backend": "vllm"}, "versatility": {}, '
                    '"drift": {"enabled": false}}')
     with pytest.raises(RuntimeError, match=reason.split(" (")[0]):
-        runner.evaluate_run(cfg, tmp_path, None, tmp_path / "t.jsonl", tmp_path / "m.json", tmp_path / "p.jsonl",
-                            tmp_path)
+        evaluate.run(cfg, tmp_path, None, tmp_path / "t.jsonl", tmp_path / "m.json", tmp_path / "p.jsonl", tmp_path)
     assert not (tmp_path / "m.json").exists()
 
 

@@ -272,7 +272,7 @@ def test_versatility_zh_subsets(name):
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "workflow" / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "data" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,6 +1,7 @@
 """Copy the Chinese speciality-task data for config/paper.yaml into ``resources/data/`` (stdlib only).
 
-Reads the shared raw data (default ``/work/shared/data``; see its ``SOURCES.md``) and writes, with a
+Reads a copy of the raw data (``--src``: the folder with the upstream files that the outputs' ``SOURCES.md``
+names, with their commits and licences) and writes, with a
 ``SOURCES.md`` per folder (source repo, commit, path, licence, sha256, subset rule):
 
 * ``lawyer_llama/``: ``judical_examination.json`` (2,000 JEC-QA items, a JSON array) split into
@@ -16,7 +17,7 @@ Reads the shared raw data (default ``/work/shared/data``; see its ``SOURCES.md``
 
 Usage::
 
-    python workflow/scripts/make_zh_task_data.py [--src /work/shared/data] [--repo .]
+    python tools/data/make_zh_task_data.py --src RAW_DATA_FOLDER [--repo .]
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _write_sources(folder: Path, title: str, intro: list[str], rows: list[tuple]
 
 
 def _header(name: str) -> list[str]:
-    return [f"Written by `workflow/scripts/make_zh_task_data.py` (seed {SEED}, standard library only) from a copy",
+    return [f"Written by `tools/data/make_zh_task_data.py` (seed {SEED}, standard library only) from a copy",
             f"of a public GitHub repository (retrieved {RETRIEVED}; commit below). Do not edit by hand.",
             f"Used by the `{name}` entry of `config/tasks.yaml` (config/paper.yaml)."]
 
@@ -150,7 +151,7 @@ def make_dureader(src: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--src", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--src", type=Path, required=True, help="folder of the raw upstream files (see SOURCES.md)")
     parser.add_argument("--repo", type=Path, default=Path("."))
     args = parser.parse_args()
     out = args.repo / OUT_REL

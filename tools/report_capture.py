@@ -1,18 +1,24 @@
+#!/usr/bin/env python3
 """Look at the Snakemake report the way a reader does: headless Chromium opens it, shows one result, and
 we keep what it rendered (the DOM and a PNG screenshot).
 
 The report is a single-page app: results appear when their menu entry is clicked. :func:`capture`
 opens a copy of the report with one extra script that does that click (``app.showCategory`` and the
 report's own ``setView``) once the page has loaded; the report file itself is never modified.
+
+    python tools/report_capture.py --report results/report.html --result pareto.png --png results/report_pareto.png
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
+import logging
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -108,3 +114,39 @@ def shown_payloads(dom: str) -> list[tuple[str, bytes]]:
     for tag, mime, payload in re.findall(r'<(img|iframe)[^>]*src="data:([^;"]+)(?:;[^,"]*)?;base64,([^"]+)"', dom):
         out.append((mime, base64.b64decode(payload)))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tools/report_capture.py",
+                                description="screenshot one result of a Snakemake report in headless Chromium")
+    p.add_argument("--report", required=True, help="report.html from `snakemake --report`")
+    p.add_argument("--result", required=True, help="the result's path suffix, e.g. pareto.png")
+    p.add_argument("--png", required=True, help="screenshot to write")
+    p.add_argument("--skip-without-browser", action="store_true",
+                   help="without Chromium on PATH, say so in one line and exit 0 (the demo; tests require it)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("cofitune.report_capture")
+    if a.skip_without_browser:
+        try:
+            find_chromium()
+        except RuntimeError as err:
+            log.warning("report screenshot skipped (%s); %s is complete; with Chromium installed, `make screenshot` "
+                        "takes it", err, a.report)
+            return 0
+    try:
+        dom = capture(a.report, a.result, a.png)
+    except (RuntimeError, FileNotFoundError) as err:
+        log.error("report capture failed: %s", err)
+        return 2
+    shown = shown_payloads(dom)
+    if not shown:
+        log.error("%s: Chromium rendered no image or page for %r", a.report, a.result)
+        return 2
+    log.info("%s shows %s -> %s", a.report, [(m, len(b)) for m, b in shown], a.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
