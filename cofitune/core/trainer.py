@@ -75,7 +75,7 @@ def tokenize_example(example: dict, tok, cfg: TrainConfig) -> dict | None:
 
 
 def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a list of tokenised examples into (B, T) tensors."""
+    """Right-pad a list of tokenised examples into (B, T) tensors (and their ``weight``s, when they carry one)."""
     width = max(len(it["input_ids"]) for it in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
@@ -85,7 +85,10 @@ def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         ids[i, :n] = torch.tensor(it["input_ids"])
         labels[i, :n] = torch.tensor(it["labels"])
         mask[i, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if "weight" in items[0]:  # per-example loss weights (a method's objective, e.g. FLOW)
+        out["weight"] = torch.tensor([float(it["weight"]) for it in items])
+    return out
 
 
 def batch_indices(n: int, size: int, seed: int | None) -> Iterator[list[int]]:
@@ -120,21 +123,29 @@ def local_part(micro: list[dict], rank: int, world: int) -> list[dict]:
     return part or [{"input_ids": micro[0]["input_ids"], "labels": [IGNORE] * len(micro[0]["labels"])}]
 
 
-def sft_loss(fwd: nn.Module, model: nn.Module, batch: dict[str, torch.Tensor], n_target: int, *,
-             bf16: bool = False) -> torch.Tensor:
-    """Next-token cross-entropy summed over the batch's label tokens, divided by ``n_target`` (the label
-    count of the whole accumulated global step, so micro-batches and ranks add up to one token-level mean).
+def label_logits(fwd: nn.Module, model: nn.Module, batch: dict[str, torch.Tensor], *,
+                 bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The float32 logits of every position whose next token is a label, those labels, and the (B, T) mask of
+    the positions (row-major order: the logits of example b come before those of b + 1).
 
-    Position t predicts token t+1, so the LM head runs only where the next token is a label
-    (:func:`cofitune.core.arch.head_rows`): the same loss and gradients as a cross-entropy over the full
-    (B, T, V) logits with the prompt and padding ignored, without projecting those positions onto the
-    vocabulary. ``fwd`` is the module called (a DDP wrapper or ``model``); ``model`` owns the head."""
+    Position t predicts token t+1, so the LM head runs only there (:func:`cofitune.core.arch.head_rows`): the
+    same values as the full (B, T, V) logits at those positions, without projecting the prompt and padding
+    onto the vocabulary. ``fwd`` is the module called (a DDP wrapper or ``model``); ``model`` owns the head."""
     labels = batch["labels"]
     keep = nn.functional.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)  # (B, T): predicts a label
     with torch.autocast(labels.device.type, dtype=torch.bfloat16, enabled=bf16), head_rows(model, keep):
         logits = fwd(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (N, V)
-    return nn.functional.cross_entropy(upcast(logits), labels[:, 1:][keep[:, :-1]],
-                                       reduction="sum") / max(1, n_target)
+    return upcast(logits), labels[:, 1:][keep[:, :-1]], keep
+
+
+def sft_loss(fwd: nn.Module, model: nn.Module, batch: dict[str, torch.Tensor], n_target: int, *,
+             bf16: bool = False) -> torch.Tensor:
+    """Next-token cross-entropy summed over the batch's label tokens, divided by ``n_target`` (the label
+    count of the whole accumulated global step, so micro-batches and ranks add up to one token-level mean).
+    The same loss and gradients as a cross-entropy over the full logits with the prompt and padding ignored
+    (:func:`label_logits`)."""
+    logits, targets, _ = label_logits(fwd, model, batch, bf16=bf16)
+    return nn.functional.cross_entropy(logits, targets, reduction="sum") / max(1, n_target)
 
 
 def cosine_lambda(total: int, warmup: int):
@@ -187,7 +198,7 @@ def _micro_batches(items: list[dict], cfg: TrainConfig) -> Iterator[list[dict]]:
         epoch += 1
 
 
-def _wrapped(model: nn.Module, cfg: TrainConfig, regularizer) -> nn.Module:
+def _wrapped(model: nn.Module, cfg: TrainConfig, regularizer, optimizer_step) -> nn.Module:
     """The module to call forward on: ``model`` itself in one process, its DDP or FSDP2 wrapper under
     torchrun (FSDP2 shards ``model`` in place)."""
     if dist_.world_size() == 1:
@@ -195,10 +206,14 @@ def _wrapped(model: nn.Module, cfg: TrainConfig, regularizer) -> nn.Module:
     if regularizer is not None and cfg.distributed == "fsdp2":  # it holds the unsharded parameters
         raise ValueError("train.distributed = 'fsdp2' cannot train a method with a regularizer "
                          "(l1/l2); use train.distributed: ddp")
+    if optimizer_step is not None and cfg.distributed == "fsdp2":  # it filters whole tensors, FSDP2 holds shards
+        raise ValueError("train.distributed = 'fsdp2' cannot train a method with its own optimiser step "
+                         "(mofo); use train.distributed: ddp")
     return dist_.wrap(model, cfg.distributed)
 
 
-def _accumulate(fwd: nn.Module, model: nn.Module, micro: list[list[dict]], pad_id: int, *, bf16: bool) -> float:
+def _accumulate(fwd: nn.Module, model: nn.Module, micro: list[list[dict]], pad_id: int, *, bf16: bool,
+                loss_fn=sft_loss) -> float:
     """Forward + backward of one optimiser step's micro-batches (this rank's part of each); the summed loss.
 
     The loss is divided by the step's *global* label count (every rank holds the whole step's batch), so the
@@ -210,7 +225,7 @@ def _accumulate(fwd: nn.Module, model: nn.Module, micro: list[list[dict]], pad_i
     for i, m in enumerate(micro):
         b = {k: v.to(device) for k, v in collate(local_part(m, rank, world), pad_id).items()}
         with dist_.sync_context(fwd, last=i == len(micro) - 1):
-            loss = sft_loss(fwd, model, b, n_target, bf16=bf16)
+            loss = loss_fn(fwd, model, b, n_target, bf16=bf16)
             loss.backward()
         step_loss += loss.item()
     if world > 1:  # gradients are summed over ranks by now (DDP: in backward; FSDP2: reduce-scatter)
@@ -219,7 +234,7 @@ def _accumulate(fwd: nn.Module, model: nn.Module, micro: list[list[dict]], pad_i
 
 
 def _update(model: nn.Module, params: list[nn.Parameter], opt, cfg: TrainConfig, softmask: SoftMask | None,
-            regularizer) -> float:
+            regularizer, optimizer_step=None) -> float:
     """The rest of one optimiser step after the backward passes: the penalty's gradient, the gradient mask,
     clipping, the step, the update mask. Returns the penalty (0.0 without a regularizer)."""
     penalty = 0.0
@@ -232,29 +247,30 @@ def _update(model: nn.Module, params: list[nn.Parameter], opt, cfg: TrainConfig,
     if cfg.clip is not None:
         torch.nn.utils.clip_grad_norm_(params, cfg.clip)  # global norm (FSDP2: over DTensor shards)
     before = softmask.snapshot(model) if softmask is not None else None
-    opt.step()
+    opt.step() if optimizer_step is None else optimizer_step(opt)
     if softmask is not None:
         softmask.mask_update(model, before)
     return penalty
 
 
 def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: TrainConfig, *,
-          softmask: SoftMask | None = None, regularizer=None, log_path: str | Path | None = None,
-          progress: bool = True) -> TrainResult:
+          softmask: SoftMask | None = None, regularizer=None, objective=None, optimizer_step=None,
+          log_path: str | Path | None = None, progress: bool = True) -> TrainResult:
     """Train exactly ``names`` of ``model`` in place on ``examples``.
 
     Under an initialised process group (torchrun, world size > 1) every rank calls this with the same
-    arguments. Each optimiser step sees the single-process global batch (same seeded order, same
-    ``micro_batch * grad_accum`` examples); each rank runs a disjoint part of every micro-batch; the loss
-    is divided by the step's *global* label count, so the gradients summed over ranks equal the
-    single-process gradient. ``cfg.distributed`` picks DDP or FSDP2 (FSDP2 shards ``model`` in place:
+    arguments. Each optimiser step sees the single-process global batch; each rank runs a disjoint part of
+    every micro-batch, divided by the step's *global* label count (the single-process gradient). ``cfg.distributed`` picks DDP or FSDP2 (FSDP2 shards ``model`` in place:
     its parameters become DTensors, see :func:`cofitune.core.distributed.full_tensors`). Only rank 0 logs.
 
     Args:
         names: trainable parameter names; every other parameter is frozen and stays bit-identical.
-        softmask: optional row mask applied to gradients (before clip) or to updates (after step).
-        regularizer: optional callable returning a penalty (e.g. L2 to the initial weights) whose
-            gradient is added once per optimiser step, before masking and clipping.
+        softmask: row mask applied to gradients (before clip) or to updates (after step).
+        regularizer: callable returning a penalty (L2 to the initial weights) whose gradient is added once
+            per optimiser step, before masking and clipping.
+        objective: ``objective(model, items, pad_id)`` on the untrained model and the tokenised examples: the
+            loss to train (``sft_loss``'s signature; it may set items' ``weight``), or None for ``sft_loss``.
+        optimizer_step: ``optimizer_step(opt)`` in place of ``opt.step()`` (MoFO's momentum filter).
         log_path: JSONL file receiving one line per optimiser step.
     """
     torch.manual_seed(cfg.seed)
@@ -263,7 +279,8 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     if not items:
         raise ValueError(f"every training example is longer than train.max_length={cfg.max_length}")
     steps = step_count(len(items), cfg)
-    fwd = _wrapped(model, cfg, regularizer)
+    loss_fn = (objective(model, items, tok.pad_token_id) if objective is not None else None) or sft_loss
+    fwd = _wrapped(model, cfg, regularizer, optimizer_step)
     params = [p for n, p in model.named_parameters() if n in names]  # after wrap: FSDP2 swaps in DTensors
     opt, sched = _optimizer(params, cfg, steps)
     data = _micro_batches(items, cfg)
@@ -274,9 +291,9 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     try:
         for step in tqdm(range(steps), desc="train", disable=not progress or dist_.rank() != 0):
             micro = [next(data) for _ in range(cfg.grad_accum)]
-            step_loss = _accumulate(fwd, model, micro, tok.pad_token_id, bf16=bf16)
+            step_loss = _accumulate(fwd, model, micro, tok.pad_token_id, bf16=bf16, loss_fn=loss_fn)
             tokens += sum(len(it["input_ids"]) for m in micro for it in m)
-            step_loss += _update(model, params, opt, cfg, softmask, regularizer)
+            step_loss += _update(model, params, opt, cfg, softmask, regularizer, optimizer_step)
             lr = sched.get_last_lr()[0]  # the rate this step used
             sched.step()
             opt.zero_grad(set_to_none=True)

@@ -50,6 +50,15 @@ class Method:
         """A callable returning a penalty added once per optimiser step, or None."""
         return None
 
+    def objective(self, model: nn.Module, items: list[dict], pad_id: int):
+        """The training loss, built once on the untrained model and the tokenised examples (it may set each
+        item's ``weight``): a callable with :func:`cofitune.core.trainer.sft_loss`'s signature, or None for
+        plain SFT."""
+        return None
+
+    #: a method that replaces ``opt.step()`` (MoFO) defines ``optimizer_step(self, opt)``; None: the optimiser's
+    optimizer_step = None
+
     def finalize(self, model: nn.Module, names: set[str]) -> tuple[nn.Module, set[str]]:
         """After training: the model to save and the names of the tensors that changed."""
         return model, names

@@ -7,6 +7,24 @@ from cofitune.core.methods.coarse_only import CoarseOnly
 from cofitune.core.selection import LAYOUTS, MASKABLE, TARGETS, module_names
 
 
+def check_mask_units(mask_units: tuple[str, ...] | None, where: str) -> None:
+    if mask_units is not None:
+        bad = [u for u in mask_units if u not in MASKABLE]
+        if bad or not mask_units:
+            raise ValueError(f"{where}.mask_units {list(mask_units)} invalid; choose from {MASKABLE}")
+
+
+def masked_units(modules, mask_units: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The projections masked: ``mask_units`` when given, else the region's own: its FFN projections (up/down,
+    the release's default) where it has them, else its attention ones (q/k/v). A searched row learns its
+    region at training time, so a region of MHA only still gets a mask."""
+    if mask_units is not None:
+        return mask_units
+    own = module_names(modules)
+    ffn = tuple(u for u in ("up_proj", "down_proj") if u in own)
+    return ffn or tuple(u for u in own if u in MASKABLE)
+
+
 @register("cofitune")
 @dataclass(frozen=True)
 class CoFiTune(CoarseOnly):
@@ -24,21 +42,12 @@ class CoFiTune(CoarseOnly):
         for key, value, allowed in (("target", self.target, TARGETS), ("layout", self.layout, LAYOUTS)):
             if value not in allowed:
                 raise ValueError(f"cofitune.{key} must be one of {allowed}, got {value!r}")
-        if self.mask_units is not None:
-            bad = [u for u in self.mask_units if u not in MASKABLE]
-            if bad or not self.mask_units:
-                raise ValueError(f"cofitune.mask_units {list(self.mask_units)} invalid; choose from {MASKABLE}")
+        check_mask_units(self.mask_units, "cofitune")
 
     @property
     def units(self) -> tuple[str, ...]:
-        """The projections masked: ``mask_units`` when given, else the region's own: its FFN projections
-        (up/down, the release's default) where it has them, else its attention ones (q/k/v). A searched row
-        learns its region at training time, so a region of MHA only still gets a mask."""
-        if self.mask_units is not None:
-            return self.mask_units
-        own = module_names(self.modules)
-        ffn = tuple(u for u in ("up_proj", "down_proj") if u in own)
-        return ffn or tuple(u for u in own if u in MASKABLE)
+        """The projections masked (:func:`masked_units`)."""
+        return masked_units(self.modules, self.mask_units)
 
     def softmask(self, model, names, importance):
         from cofitune.core.softmask import SoftMask  # torch: at training time, not when the DAG parses

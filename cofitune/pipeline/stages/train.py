@@ -99,8 +99,8 @@ def _train(run_config: str | Path, model_dir: str | Path, data: str | Path,
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     result = train(model, tok, read_examples(data), names, train_cfg, softmask=mask,
-                   regularizer=method.regularizer(model, names), log_path=tmp / "train_log.jsonl" if main else None,
-                   progress=main)
+                   regularizer=method.regularizer(model, names), objective=method.objective, optimizer_step=method.optimizer_step,
+                   log_path=tmp / "train_log.jsonl" if main else None, progress=main)
     if multi and train_cfg.distributed == "fsdp2":
         # collective: all ranks gather; rank 0 gets a fresh CPU model holding the trained tensors
         model = distributed.gather_to_main(model, names, lambda: method.prepare(load_base(model_dir)[0]))
