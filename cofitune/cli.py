@@ -197,6 +197,17 @@ def cmd_prepare_nltk(a) -> None:
     log.info("Punkt model (trained locally, offline) -> %s", ensure_punkt(Path(a.out)))
 
 
+def _references(pairs: list[str]) -> dict[str, str]:
+    """``METHOD=VARIANT`` pairs over the schema's defaults (config key ``references``)."""
+    refs = {m: schema_default("references", m) for m in ("original", "full_sft", "cofitune")}
+    for pair in pairs:
+        method, sep, variant = pair.partition("=")
+        if not sep or method not in refs or not variant:
+            raise ValueError(f"--reference {pair!r}: expected METHOD=VARIANT with METHOD one of {sorted(refs)}")
+        refs[method] = variant
+    return refs
+
+
 def _uni(a) -> dict[str, float]:
     return {"spec": a.uni_weights[0], "vers": a.uni_weights[1]}
 
@@ -232,15 +243,20 @@ def cmd_search_grid(a) -> None:
          opt("--html", default=None, help="HTML table for the Snakemake report (optional)"),
          opt("--claims-csv", default=None, help="claims table, every number (optional)"),
          opt("--claims-md", default=None, help="claims table, Markdown (optional)"),
+         opt("--leaderboard-csv", default=None, help="leaderboard, every number (optional)"),
+         opt("--leaderboard-md", default=None, help="leaderboard, Markdown (optional)"),
+         opt("--reference", action="append", default=[], metavar="METHOD=VARIANT",
+             help="the reference row of a method with several rows (default: the schema's references)"),
          *UNI,
-         help="derive the comparison table from metrics files")
+         help="derive the comparison table (and the leaderboard) from metrics files")
 def cmd_aggregate(a) -> None:
     from cofitune.reporting.aggregate import refuse_stale, write_tables
 
     if a.run_configs is not None:
         refuse_stale(a.metrics, a.run_configs)
     df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a), claims_csv=a.claims_csv,
-                      claims_md=a.claims_md)
+                      claims_md=a.claims_md, references=_references(a.reference),
+                      leaderboard_csv=a.leaderboard_csv, leaderboard_md=a.leaderboard_md)
     log.info("table with %d rows -> %s", len(df), a.md)
 
 

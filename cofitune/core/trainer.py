@@ -239,9 +239,7 @@ def _update(model: nn.Module, params: list[nn.Parameter], opt, cfg: TrainConfig,
     clipping, the step, the update mask. Returns the penalty (0.0 without a regularizer)."""
     penalty = 0.0
     if regularizer is not None:  # replicated parameters: every rank adds the same penalty gradient once
-        term = regularizer()
-        term.backward()
-        penalty = term.item()
+        penalty = regularizer()  # adds its gradient to .grad, returns its value
     if softmask is not None:
         softmask.mask_grads(model)  # before clipping: the release clipped first (defect 6.7)
     if cfg.clip is not None:
@@ -266,8 +264,8 @@ def train(model: nn.Module, tok, examples: list[dict], names: set[str], cfg: Tra
     Args:
         names: trainable parameter names; every other parameter is frozen and stays bit-identical.
         softmask: row mask applied to gradients (before clip) or to updates (after step).
-        regularizer: callable returning a penalty (L2 to the initial weights) whose gradient is added once
-            per optimiser step, before masking and clipping.
+        regularizer: callable adding a penalty's gradient (L2 to the initial weights) to ``.grad`` once per
+            optimiser step, before masking and clipping, and returning its value.
         objective: ``objective(model, items, pad_id)`` on the untrained model and the tokenised examples: the
             loss to train (``sft_loss``'s signature; it may set items' ``weight``), or None for ``sft_loss``.
         optimizer_step: ``optimizer_step(opt)`` in place of ``opt.step()`` (MoFO's momentum filter).

@@ -368,7 +368,7 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
     if kind == "search":
         return {"model": parts[0], "task": parts[1], **config["search"], "uni": config["uni"]}
     if kind == "tables":
-        return {"uni": config["uni"]}
+        return {"uni": config["uni"], "references": config["references"]}
     if kind == "bench":
         return {"models": config["models"], "tasks": config["tasks"], "bench": config["bench"]}
     raise ValueError(f"unknown stage config kind {kind!r}; known: {sorted(STAGE_KEYS)}")

@@ -20,6 +20,7 @@ from cofitune.pipeline.artifacts import read_metrics, read_run_config
 from cofitune.pipeline.io import atomic_write_text
 from cofitune.reporting import stats
 from cofitune.reporting.measures import MEASURES, compare_rows, strata, variance_split
+from cofitune.reporting.references import reference_row
 from cofitune.reporting.stats import uni_score
 
 KEYS = ["model", "task", "method", "variant"]
@@ -73,6 +74,9 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     unis = [uni_score(s, v, uni) for s, v in zip(spec, vers)]
     row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
     row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
+    trains = [r["meta"].get("train") for r in runs]  # None: the original, a post-hoc combination
+    for col, key in (("train_wall_s", "wall_s"), ("train_tokens_per_s", "tokens_per_s")):
+        row[col] = float(np.mean([t[key] for t in trains])) if all(trains) else math.nan
     row["git_dirty"] = any(bool(r["meta"]["git"]["dirty"]) for r in runs)
     row["git_sha"] = ";".join(sorted({str(r["meta"]["git"]["sha"]) for r in runs}))
     row["sources"] = ";".join(str(p) for p, _ in group)
@@ -85,10 +89,11 @@ def _pct(value: float, reference: float) -> float:
     return math.nan if reference == 0 else 100.0 * value / reference
 
 
-def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
-                keep_records: bool = False) -> pd.DataFrame:
-    """The comparison table (every number) from metrics files; ``uni``: the Uni weights. ``keep_records``
-    keeps each row's per-item data in a ``_record`` column (for :mod:`cofitune.reporting.claims`)."""
+def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *, keep_records: bool = False,
+                references: dict[str, str] | None = None) -> pd.DataFrame:
+    """The comparison table (every number) from metrics files; ``uni``: the Uni weights; ``references``: the
+    reference rows by method (:func:`reference_row`). ``keep_records`` keeps each row's per-item data in a
+    ``_record`` column (for :mod:`cofitune.reporting.claims` and the leaderboard)."""
     groups: dict[tuple, list] = {}
     for path in paths:
         m = read_metrics(path)
@@ -103,13 +108,8 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
     for col in comparison_columns():
         df[col] = math.nan if not col.endswith("_verdict") else ""
     for (model, task), group in df.groupby(["model", "task"], sort=False):
-        ref = {}
-        for meth in REFERENCES:
-            rows = group[group.method == meth]
-            if len(rows) > 1:  # which one would be the reference is ambiguous: refuse to guess
-                raise ValueError(f"{model}/{task}: {len(rows)} '{meth}' rows; relative columns need exactly one")
-            if len(rows) == 1:
-                ref[meth] = rows.iloc[0]
+        ref = {meth: row for meth in REFERENCES
+               if (row := reference_row(group, meth, references, f"{model}/{task}")) is not None}
         for i in group.index:
             if "full_sft" in ref:
                 full = ref["full_sft"]
@@ -122,7 +122,8 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
     order = {"original": 0, "full_sft": 1}
     df["_o"] = df.method.map(lambda x: order.get(x, 2))
     df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(columns=["_o"] if keep_records else ["_o", "_record"])
-    tail = ["trainable_frac", "seeds", "seed_list", "git_dirty", "git_sha", "sources"] + (
+    tail = ["trainable_frac", "train_wall_s", "train_tokens_per_s", "seeds", "seed_list", "git_dirty", "git_sha",
+            "sources"] + (
         ["_record"] if keep_records else [])
     return df[[c for c in df.columns if c not in tail] + tail].reset_index(drop=True)
 
@@ -356,10 +357,16 @@ def refuse_stale(metrics: list[str | Path], run_configs: list[str | Path]) -> No
 
 def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: str | Path | None = None,
                  html: str | Path | None = None, uni: dict[str, float] | None = None,
-                 claims_csv: str | Path | None = None, claims_md: str | Path | None = None) -> pd.DataFrame:
+                 claims_csv: str | Path | None = None, claims_md: str | Path | None = None,
+                 references: dict[str, str] | None = None, leaderboard_csv: str | Path | None = None,
+                 leaderboard_md: str | Path | None = None) -> pd.DataFrame:
     from cofitune.reporting.claims import build_claims, claims_markdown
 
-    full = build_table(paths, uni, keep_records=True)
+    full = build_table(paths, uni, keep_records=True, references=references)
+    if leaderboard_csv is not None or leaderboard_md is not None:
+        from cofitune.reporting.leaderboard import write_leaderboard
+
+        write_leaderboard(full, leaderboard_csv, leaderboard_md, uni=uni, references=references)
     df = full.drop(columns=["_record"])
     if claims_csv is not None or claims_md is not None:
         claims = build_claims(full, uni)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Add a real-model run (a clone that ran targets of config/baselines.yaml) to docs/results, then derive the
-# table and plots from every metrics file collected so far. Additive: runs collected from earlier clones
+# Add a real-model run (a clone that ran targets of config/baselines.yaml or config/leaderboard.yaml) to docs/results,
+# then derive the table, leaderboard and plots from every metrics file collected so far. Additive: runs collected from earlier clones
 # (other sessions, other commits) stay, each with its own provenance; a run present in both is replaced.
 set -euo pipefail
 SRC=${1:?usage: collect.sh RUN_CLONE [DEST]}; DST=$(realpath -m "${2:-$(dirname "$0")/smollm2-135m-squad}")
@@ -22,7 +22,8 @@ fi
 cd "$(dirname "$0")/../.."
 mapfile -t metrics < <(find "$DST/runs" -name metrics.json | sort)
 .venv/bin/python -m cofitune aggregate --metrics "${metrics[@]}" --csv "$DST/table.csv" --md "$DST/table.md" \
-  --claims-csv "$DST/claims.csv" --claims-md "$DST/claims.md"
+  --claims-csv "$DST/claims.csv" --claims-md "$DST/claims.md" \
+  --leaderboard-csv "$DST/leaderboard.csv" --leaderboard-md "$DST/leaderboard.md"
 mapfile -t levels < <(find "$DST/search" -name "level*.json" | sort)
 if [ ${#levels[@]} -gt 0 ]; then
   .venv/bin/python -m cofitune plot-search --levels "${levels[@]}" \

@@ -89,3 +89,28 @@ def test_v_softmask_masks_every_unit_type_on_all_layers():
     mask = method.softmask(model, names, imp)
     assert len(mask.scales) == 4 * 5 and mask.target == "grad"
     assert len(names) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("power", [1, 2])
+def test_distance_penalty_adds_the_exact_gradient_in_closed_form(power):
+    """The penalty's value and the gradient it adds equal autograd's of lam * sum(|theta - theta0|^power)."""
+    from cofitune.core.methods.l2 import distance_penalty
+
+    model = tiny_llama()
+    names = {"model.layers.0.mlp.up_proj.weight", "model.layers.1.self_attn.q_proj.weight"}
+    params = dict(model.named_parameters())
+    theta0 = {n: params[n].detach().clone() for n in names}
+    penalty = distance_penalty(model, names, 0.3, power)
+    with torch.no_grad():
+        for n in names:
+            params[n].add_(torch.randn_like(params[n]) * 0.1)
+            params[n].view(-1)[:3] = theta0[n].view(-1)[:3]  # at theta0: the subgradient 0, as autograd's
+    expected = 0.3 * sum(((params[n] - theta0[n]).abs() ** power).sum() for n in names)
+    expected.backward()
+    want = {n: params[n].grad.clone() for n in names}
+    model.zero_grad(set_to_none=True)
+    value = penalty()
+    assert value == pytest.approx(expected.item(), rel=1e-5)
+    for n in names:
+        torch.testing.assert_close(params[n].grad, want[n], rtol=1e-6, atol=1e-7)
+    assert all(p.grad is None for n, p in params.items() if n not in names)

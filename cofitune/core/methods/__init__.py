@@ -47,7 +47,8 @@ class Method:
         return model
 
     def regularizer(self, model: nn.Module, names: set[str]):
-        """A callable returning a penalty added once per optimiser step, or None."""
+        """A callable that adds a penalty's gradient to the parameters' ``.grad`` once per optimiser step and
+        returns its value (a float), or None."""
         return None
 
     def objective(self, model: nn.Module, items: list[dict], pad_id: int):
