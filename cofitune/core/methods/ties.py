@@ -10,31 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cofitune.core.methods import Method, register
+from cofitune.core.methods import register
+from cofitune.core.methods.wise_ft import FromSource
 
 
 @dataclass(frozen=True)
-class TaskVectorMerge(Method):
+class TaskVectorMerge(FromSource):
     """A post-hoc merge of one fine-tuned run's task vector onto the original (TIES, DARE)."""
 
     weight: float = 1.0
     density: float = 0.2
-    source: tuple[str, str] = ("full_sft", "all")
-    kind = "post_hoc"
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0.0 < self.density <= 1.0:
             raise ValueError(f"density must be in (0, 1], got {self.density}")
         if self.weight < 0:
             raise ValueError(f"weight must be >= 0, got {self.weight}")
-        if len(self.source) != 2:
-            raise ValueError(f"source must be [method, variant], got {list(self.source)}")
-
-    def trainable(self, model):
-        return set()
-
-    def sources(self):
-        return [tuple(self.source)]
 
     def merge(self, task_vector, weights):
         raise NotImplementedError

@@ -5,19 +5,14 @@ from dataclasses import dataclass
 from cofitune.core.methods import Method, register
 
 
-@register("wise_ft")
 @dataclass(frozen=True)
-class WiseFT(Method):
-    """Args: alpha (0 = the original model, 1 = the fine-tuned one); source (method, variant) of the
-    fine-tuned run, default Full SFT."""
+class FromSource(Method):
+    """A post-hoc method built from one fine-tuned run's checkpoint (``source``: method, variant)."""
 
-    alpha: float = 0.5
     source: tuple[str, str] = ("full_sft", "all")
     kind = "post_hoc"
 
     def __post_init__(self):
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if len(self.source) != 2:
             raise ValueError(f"source must be [method, variant], got {list(self.source)}")
 
@@ -26,6 +21,20 @@ class WiseFT(Method):
 
     def sources(self):
         return [tuple(self.source)]
+
+
+@register("wise_ft")
+@dataclass(frozen=True)
+class WiseFT(FromSource):
+    """Args: alpha (0 = the original model, 1 = the fine-tuned one); source (method, variant) of the
+    fine-tuned run, default Full SFT."""
+
+    alpha: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
 
     def combine(self, model, sources):
         import torch  # at combination time, not when the DAG parses
