@@ -25,6 +25,8 @@ from cofitune.reporting.stats import uni_score
 
 KEYS = ["model", "task", "method", "variant"]
 REFERENCES = ("original", "full_sft")
+#: training wall time and tokens/s of a row (mean over seeds): in the leaderboard, never in the table
+COST_COLUMNS = ("train_wall_s", "train_tokens_per_s")
 # Columns where higher is better and the best value is marked (fine-tuned rows only: `original` is the
 # reference, not a competitor).
 BEST = ("Spec", "Vers", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%")
@@ -121,8 +123,11 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
             _fill_comparisons(df, group, reference, name, uni)
     order = {"original": 0, "full_sft": 1}
     df["_o"] = df.method.map(lambda x: order.get(x, 2))
-    df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(columns=["_o"] if keep_records else ["_o", "_record"])
-    tail = ["trainable_frac", "train_wall_s", "train_tokens_per_s", "seeds", "seed_list", "git_dirty", "git_sha",
+    # training cost (timings) only with the records, for the leaderboard: the table itself is a pure function of
+    # the results, so a re-run reproduces it bit for bit
+    df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(
+        columns=["_o"] if keep_records else ["_o", "_record", *COST_COLUMNS])
+    tail = ["trainable_frac", *(COST_COLUMNS if keep_records else ()), "seeds", "seed_list", "git_dirty", "git_sha",
             "sources"] + (
         ["_record"] if keep_records else [])
     return df[[c for c in df.columns if c not in tail] + tail].reset_index(drop=True)
@@ -367,7 +372,7 @@ def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: 
         from cofitune.reporting.leaderboard import write_leaderboard
 
         write_leaderboard(full, leaderboard_csv, leaderboard_md, uni=uni, references=references)
-    df = full.drop(columns=["_record"])
+    df = full.drop(columns=["_record", *COST_COLUMNS])
     if claims_csv is not None or claims_md is not None:
         claims = build_claims(full, uni)
         if claims_csv is not None:
