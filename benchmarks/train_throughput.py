@@ -79,12 +79,13 @@ def measure(model_dir, examples, method, params, bf16, steps, micro_batch) -> di
             "tokens_per_s": tokens / wall, "setup_s": total - result.wall_s, "n_trainable": result.n_trainable}
 
 
-def side_by_side(model_dir, examples, bf16: bool, steps: int, micro_batch: int, rounds: int) -> dict:
+def side_by_side(model_dir, examples, bf16: bool, steps: int, micro_batch: int, rounds: int,
+                 methods: list[str]) -> dict:
     """Every method once per round; per method its runs, median tokens/s and the ratio to Full SFT's."""
-    runs = {name: [] for name in METHODS}
+    runs = {name: [] for name in methods}
     for _ in range(rounds):
-        for name, params in METHODS.items():
-            runs[name].append(measure(model_dir, examples, name, params, bf16, steps, micro_batch))
+        for name in methods:
+            runs[name].append(measure(model_dir, examples, name, METHODS[name], bf16, steps, micro_batch))
     median = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in runs.items()}
     return {"runs": runs, "median_tokens_per_s": median,
             "ratio_over_full_sft": {n: v / median["full_sft"] for n, v in median.items()},
@@ -98,20 +99,26 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="timed optimiser steps per configuration")
     p.add_argument("--micro-batch", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2, help="passes over every method (medians over rounds)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated subset to measure (Full SFT, the reference, is always measured)")
     p.add_argument("--out", default="benchmarks/train_throughput.json")
     a = p.parse_args()
+    methods = ["full_sft"] + [m for m in a.methods.split(",") if m != "full_sft"]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        p.error(f"--methods: unknown {unknown}; known: {sorted(METHODS)}")
     torch.manual_seed(0)
     examples = read_examples(a.data)[: a.micro_batch * (a.steps + 1)]
     native, why = native_bf16(torch.device("cpu"))
-    result = {"float32": side_by_side(a.model_dir, examples, False, a.steps, a.micro_batch, a.rounds),
-              "bfloat16": side_by_side(a.model_dir, examples, True, a.steps, a.micro_batch, a.rounds) if native
+    result = {"float32": side_by_side(a.model_dir, examples, False, a.steps, a.micro_batch, a.rounds, methods),
+              "bfloat16": side_by_side(a.model_dir, examples, True, a.steps, a.micro_batch, a.rounds, methods) if native
               else None,
               "bf16_native": native, "bf16_evidence": why}
     gflops = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
     result |= {"matmul_gflops_1024": gflops, "ratio_matmul_bf16_over_fp32": gflops["bfloat16"] / gflops["float32"],
                "machine": platform.processor() or platform.machine(),
                "meta": collect(model_dir=a.model_dir, data=a.data, steps=a.steps, micro_batch=a.micro_batch,
-                               rounds=a.rounds)}
+                               rounds=a.rounds, methods=methods)}
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
     for dtype in ("float32", "bfloat16"):
         if result[dtype]:
