@@ -13,12 +13,14 @@ WORDS = ("the a of to is in and what who when where answer question context pari
          "river name year born it was red blue green one two three").split()
 
 
-def tiny_llama(n_layers: int = 4, dtype=torch.float32, vocab: int = 64, seed: int = 0, kv_heads: int = 2):
+def tiny_llama(n_layers: int = 4, dtype=torch.float32, vocab: int = 64, seed: int = 0, kv_heads: int = 2,
+               **config):
+    """A random Llama for tests; ``config`` overrides LlamaConfig fields (e.g. ``attention_bias=True``, as Qwen2)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=n_layers,
                       num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=128,
-                      pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, **config)
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg).to(dtype)
 

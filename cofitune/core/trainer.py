@@ -120,7 +120,7 @@ def local_part(micro: list[dict], rank: int, world: int) -> list[dict]:
     if world == 1:
         return micro
     part = dist_.shard(micro, rank, world)
-    return part or [{"input_ids": micro[0]["input_ids"], "labels": [IGNORE] * len(micro[0]["labels"])}]
+    return part or [{**micro[0], "labels": [IGNORE] * len(micro[0]["labels"])}]  # its other fields (weight) too
 
 
 def label_logits(fwd: nn.Module, model: nn.Module, batch: dict[str, torch.Tensor], *,

@@ -266,6 +266,9 @@ def test_a_rank_without_examples_gets_a_zero_loss_stand_in():
     assert local_part(micro, 0, 2) == micro
     (stand_in,) = local_part(micro, 1, 2)
     assert stand_in["input_ids"] == [5, 6, 7] and n_targets([stand_in]) == 0
+    weighted = [{**micro[0], "weight": 1.5}]  # a per-example weight (FLOW) survives, so collate can batch it
+    (stand_in,) = local_part(weighted, 1, 2)
+    assert stand_in["weight"] == 1.5 and n_targets([stand_in]) == 0
 
 
 def test_without_torchrun_everything_is_single_process(monkeypatch):

@@ -106,26 +106,76 @@ def test_hft_freezes_half_of_each_category_bit_for_bit_and_the_seed_fixes_it(wor
     assert result.trainable == sorted(names)  # the draw is recorded with the checkpoint
 
 
+def test_hft_trains_the_norms_inside_attention_as_full_sft():
+    """Qwen3's q_norm / k_norm sit inside self_attn but are norms: in neither category, they always train."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64)
+    model = Qwen3ForCausalLM(cfg)
+    names = get_method("hft").from_params({"seed": 0}).trainable(model)
+    norms = {n for n, _ in model.named_parameters() if "norm" in n}
+    assert any("q_norm" in n for n in norms) and norms <= names
+
+
 # ---- hard mask --------------------------------------------------------------------------------------------
 
-def test_hard_mask_freezes_the_top_rows_bit_for_bit(word_tokenizer):
+@pytest.mark.parametrize("modules,bias", [("ffn", False), ("mha", True)])
+def test_hard_mask_freezes_the_top_rows_bit_for_bit(word_tokenizer, modules, bias):
+    """Weight rows and, on a model with q/k/v biases (Qwen2-style), the same rows' bias entries."""
     from cofitune.core.softmask import row_scale
 
-    base = tiny_llama(vocab=len(word_tokenizer))
+    base = tiny_llama(vocab=len(word_tokenizer), attention_bias=bias)
     imp = _importance(base)
     theta0 = {n: p.detach().clone() for n, p in base.named_parameters()}
-    model, names, _ = _train("hard_mask", {"layers": "bottom2", "modules": "ffn", "p": 0.25}, word_tokenizer,
+    model, names, _ = _train("hard_mask", {"layers": "bottom2", "modules": modules, "p": 0.25}, word_tokenizer,
                              importance=imp, model=base)
     params = dict(model.named_parameters())
+    assert any(n.endswith(".bias") for n in names) == bias
     for name in sorted(names):
         rows_imp = 1.0 - row_scale(model, name, imp)
         k = math.ceil(0.25 * rows_imp.numel())
         top = torch.topk(rows_imp, k).indices
-        changed = (params[name] != theta0[name]).any(dim=1)
+        diff = params[name] != theta0[name]
+        changed = diff.any(dim=1) if diff.dim() == 2 else diff
         assert not changed[top].any(), name  # the top-p% rows: bit-identical
         rest = torch.ones_like(changed)
         rest[top] = False
         assert changed[rest].all(), name  # every other row trained
+
+
+def test_hard_mask_zeroes_the_frozen_rows_gradients_before_clipping(word_tokenizer):
+    """The clip norm sees only the rows that train, as if the frozen rows had requires_grad=False."""
+    model = tiny_llama(vocab=len(word_tokenizer))
+    method = get_method("hard_mask").from_params({"layers": "bottom2", "modules": "ffn", "p": 0.25})
+    names = method.trainable(model)
+    freeze = method.softmask(model, names, _importance(model))
+    items = [tokenize_example(e, word_tokenizer, CFG) for e in make_examples(4)]
+    batch = collate(items, word_tokenizer.pad_token_id)
+    sft_loss(model, model, batch, int((batch["labels"] != -100).sum())).backward()
+    params = dict(model.named_parameters())
+    before = {n: params[n].grad.clone() for n in freeze.frozen}
+    freeze.mask_grads(model)
+    for name, rows in freeze.frozen.items():
+        assert rows.sum() == math.ceil(0.25 * rows.numel())
+        assert torch.all(params[name].grad[rows] == 0), name
+        assert torch.equal(params[name].grad[~rows], before[name][~rows]), name
+
+
+def test_hard_mask_refuses_sharded_parameters():
+    """FSDP2 shards rows across ranks (DTensors): a whole-row freeze would index the wrong entries."""
+    from cofitune.core.methods.hard_mask import RowFreeze
+
+    class Sharded(torch.nn.Parameter):
+        def to_local(self):  # what marks a DTensor parameter
+            return self
+
+    module = torch.nn.Linear(4, 3)
+    module.weight = Sharded(torch.zeros(3, 4))
+    freeze = RowFreeze({"weight": torch.tensor([True, False, False])})
+    for call in (freeze.mask_grads, freeze.snapshot):
+        with pytest.raises(ValueError, match="fsdp2"):
+            call(module)
 
 
 def test_hard_mask_at_p_zero_is_coarse_only_bit_for_bit(word_tokenizer):
@@ -162,9 +212,19 @@ def test_kl_sft_loss_is_ce_plus_beta_kl_to_the_untrained_copy(word_tokenizer):
     loss_fn = get_method("kl_sft").from_params({"beta": 0.5}).objective(model, items, 0)
     assert loss_fn(model, model, batch, 10).item() == pytest.approx(sft_loss(model, model, batch, 10).item(),
                                                                      rel=1e-6)  # untrained: KL = 0
+    import copy
+
+    from cofitune.core.methods.kl_sft import kl_to_reference
+    from cofitune.core.trainer import label_logits
+
+    original = copy.deepcopy(model)
     with torch.no_grad():
         model.lm_head.weight.mul_(2.0)  # the model moves away from its frozen copy
-    assert loss_fn(model, model, batch, 10).item() > sft_loss(model, model, batch, 10).item() + 1e-4
+        logits, _, _ = label_logits(model, model, batch)
+        ref, _, _ = label_logits(original, original, batch)
+        expected = sft_loss(model, model, batch, 10).item() + 0.5 * kl_to_reference(logits, ref).item() / 10
+    assert expected > sft_loss(model, model, batch, 10).item() + 1e-4
+    assert loss_fn(model, model, batch, 10).item() == pytest.approx(expected, rel=1e-6)  # CE + beta * KL / n
 
 
 # ---- FLOW -------------------------------------------------------------------------------------------------
@@ -281,3 +341,18 @@ def test_ties_keeps_the_largest_task_vector_entries_and_dare_drops_at_random(wor
     a, b = merged["dare", 1], merged["dare", 2]
     assert not torch.equal(a, b)  # the seed draws the drop
     torch.testing.assert_close(a[a != 0], 2 * delta[a != 0], rtol=1e-4, atol=1e-6)  # survivors rescaled 1/density
+    assert float((a != 0).float().mean()) == pytest.approx(0.5, abs=0.05)  # it keeps about `density` of them
+
+
+@pytest.mark.parametrize("method", ["ties", "dare"])
+def test_merge_weight_scales_the_task_vector(method, word_tokenizer, tmp_path):
+    from cofitune.pipeline.model import load_trainable, save_trainable
+
+    tuned, names, _ = _train("full_sft", {}, word_tokenizer)
+    save_trainable(tuned, names, tmp_path, {})
+    base = dict(tiny_llama(vocab=len(word_tokenizer)).named_parameters())
+    tuned_p = dict(tuned.named_parameters())
+    model = tiny_llama(vocab=len(word_tokenizer))
+    get_method(method).from_params({"weight": 0.3, "density": 1.0}).combine(model, [load_trainable(tmp_path)])
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p, base[n] + 0.3 * (tuned_p[n] - base[n]), rtol=1e-5, atol=1e-6, msg=n)

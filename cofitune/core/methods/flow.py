@@ -2,12 +2,13 @@
 training example's loss is weighted by ``exp(-l_i / tau)``, where ``l_i`` is the original model's loss on it
 (one pass before training): examples the original already finds easy weigh more, which limits the drift.
 
-Follows the paper's weighting ``exp(-l_i / tau)``. This project's choices, not checked against the authors'
-code (github.com/sanyalsunny111/FLOW_finetuning, not read for this file): ``l_i`` is the example's mean token
-cross-entropy of the response under the untrained model; ``tau`` defaults to the median of the ``l_i``
-(``tau: median``; a number sets it, so the temperature is sweepable); the weights are normalised to mean 1 over
-the training set, so the learning rate keeps its meaning. The weighted loss is a token-level sum divided by the
-step's label count, as every loss here.
+Follows the authors' language code (github.com/pbansal5/FLOW_finetuning, ``language/``): ``l_i`` is the
+example's mean token cross-entropy of the response under the untrained model (``create_weighted_dataset.py``,
+sequence weights), ``tau`` the median of the ``l_i`` (``get_dataset_temperature.py``; here ``tau: median`` is
+the default and a number sets it, so the temperature is sweepable), and the weighted loss a token-level sum,
+each token weighted by its example's ``w_i``, divided by the step's label count. The one deviation: the
+weights are normalised to mean 1 over the training set (the authors use them raw), so the learning rate
+keeps its meaning; under AdamW this rescales the loss only, which matters through gradient clipping.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Hard mask: the hard twin of CoFiTune's soft mask, in the spirit of SSU (ACL 2026) and LoKI (AAAI 2026):
 inside the coarse region, the rows of each masked projection whose unit importance is in the top ``p``
-fraction are frozen (bit-identical after training) and every other row trains unmasked.
+fraction are frozen (weight rows and bias entries bit-identical after training; their gradients are zeroed
+before clipping, so the clip norm sees only what trains, as under ``requires_grad=False``) and every other
+row trains unmasked.
 
 Deviations from those papers: the importance is this project's (gate gradients of the KL proxy, the same file
 CoFiTune reads), ranked per projection matrix, with the exact count ``ceil(p * rows)`` frozen (rows of one
@@ -25,17 +27,28 @@ class RowFreeze:
     def __init__(self, frozen: dict):
         self.frozen = frozen
 
+    @staticmethod
+    def _params(model) -> dict:
+        params = dict(model.named_parameters())
+        if any(hasattr(p, "to_local") for p in params.values()):  # FSDP2 DTensors: the rows are sharded
+            raise ValueError("hard_mask freezes whole rows and cannot train under train.distributed = 'fsdp2'; "
+                             "use train.distributed: ddp")
+        return params
+
     def mask_grads(self, model) -> None:
-        return None
+        params = self._params(model)
+        for name, rows in self.frozen.items():
+            if params[name].grad is not None:
+                params[name].grad[rows] = 0.0
 
     def snapshot(self, model) -> dict:
-        params = dict(model.named_parameters())
+        params = self._params(model)
         return {n: params[n].detach()[rows].clone() for n, rows in self.frozen.items()}
 
     def mask_update(self, model, before: dict) -> None:
         import torch
 
-        params = dict(model.named_parameters())
+        params = self._params(model)
         with torch.no_grad():
             for name, rows in self.frozen.items():
                 params[name][rows] = before[name]
@@ -80,7 +93,7 @@ class HardMask(CoarseOnly):
         frozen = {}
         for name in sorted(names):
             m = LAYER_PARAM.search(name)
-            if m is not None and m.group(2) in self.units and m.group(3) == "weight":
+            if m is not None and m.group(2) in self.units:  # a projection's weight rows and bias entries alike
                 frozen[name] = top_rows(1.0 - row_scale(model, name, importance), self.p)
         if not frozen:
             raise ValueError(f"hard_mask: mask_units {list(self.units)} match no trainable parameter")

@@ -43,9 +43,9 @@ class HFT(Method):
         names = set()
         for name, _ in model.named_parameters():
             m = LAYER_PARAM.search(name)
-            if m is None:
-                if ".layers." not in name or "norm" in name:  # embeddings, norms: neither category
+            if m is not None and m.group(2) in ATTENTION + FFN:
+                if m.group(2) in chosen[int(m.group(1))]:
                     names.add(name)
-            elif m.group(2) in chosen[int(m.group(1))]:
+            elif ".layers." not in name or "norm" in name:  # embeddings, norms (Qwen3's q/k_norm too): neither
                 names.add(name)
         return names

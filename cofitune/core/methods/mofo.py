@@ -25,9 +25,6 @@ def momentum_filter_step(opt, fraction: float) -> None:
     import torch
 
     matrices = [p for group in opt.param_groups for p in group["params"] if p.grad is not None and p.dim() >= 2]
-    if fraction >= 1.0:
-        opt.step()
-        return
     before = [p.detach().clone() for p in matrices]
     opt.step()
     with torch.no_grad():

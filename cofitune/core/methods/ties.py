@@ -1,8 +1,8 @@
 """TIES merging (Yadav et al., "TIES-Merging: Resolving Interference When Merging Models", NeurIPS 2023) of the
 fine-tuned run's task vector back onto the original, post-hoc like Wise-FT: ``theta = theta0 + weight *
 TIES(theta_ft - theta0)``. The merge math is PEFT's (``peft.utils.merge_utils``): trim the task vector to its
-``density`` fraction of largest magnitudes per tensor, elect signs, disjoint mean. With the single task vector
-here, sign election keeps every surviving entry, so TIES reduces to magnitude trimming plus scaling.
+``density`` fraction of largest magnitudes per tensor (a deviation from the paper's code, which trims the
+flattened task vector as a whole), elect signs, disjoint mean. With the single task vector here, sign election keeps every surviving entry, so TIES reduces to magnitude trimming plus scaling.
 ``weight = 0`` is the original; ``density = 1, weight = 1`` the fine-tuned model (to float rounding).
 """
 
