@@ -23,12 +23,13 @@ def run(run_config: str | Path, model_dir: str | Path, data: str | Path, out: st
     """
     from cofitune.core import distributed
 
-    kind = read_run_config(run_config, TRAIN_CONFIG_FIELDS)["kind"]
+    cfg = read_run_config(run_config, TRAIN_CONFIG_FIELDS)
+    kind = cfg["kind"]
     with distributed.session():  # torchrun: the process group over all ranks; one process: nothing
         if kind == "trained":
-            return _train(run_config, model_dir, data, list(importance), out)
+            return _train(cfg, run_config, model_dir, data, list(importance), out)
         if kind == "post_hoc" and sources:
-            index = _combine(run_config, model_dir, list(sources), out) if distributed.is_main() else {}
+            index = _combine(cfg, run_config, model_dir, list(sources), out) if distributed.is_main() else {}
             distributed.barrier()
             return index
     raise ValueError(f"{run_config}: a {kind} run has no checkpoint to build"
@@ -60,7 +61,7 @@ def _train_summary(result) -> dict:
     return summary
 
 
-def _train(run_config: str | Path, model_dir: str | Path, data: str | Path,
+def _train(cfg: dict, run_config: str | Path, model_dir: str | Path, data: str | Path,
            importance: list[str | Path], out: str | Path) -> dict:
     """Train the run described by its run config (the train view) and save only its trainable tensors into ``out``.
 
@@ -77,7 +78,6 @@ def _train(run_config: str | Path, model_dir: str | Path, data: str | Path,
     from cofitune.pipeline.model import load_base, save_trainable
     from cofitune.pipeline.provenance import collect
 
-    cfg = read_run_config(run_config, TRAIN_CONFIG_FIELDS)
     method, train_cfg = _trained_method(cfg, run_config)
     multi, main = distributed.world_size() > 1, distributed.is_main()
     model, tok = load_base(model_dir)
@@ -119,13 +119,12 @@ def _train(run_config: str | Path, model_dir: str | Path, data: str | Path,
     return extra
 
 
-def _combine(run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:
+def _combine(cfg: dict, run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:
     """Post-hoc methods (Wise-FT): build weights from source checkpoints, save like a trained run."""
     from cofitune.core.methods import get_method, load_plugins
     from cofitune.pipeline.model import load_base, load_trainable, save_trainable
     from cofitune.pipeline.provenance import collect
 
-    cfg = read_run_config(run_config, TRAIN_CONFIG_FIELDS)
     load_plugins(cfg.get("plugins", []))
     method = get_method(cfg["method"]).from_params(cfg["params"], where=f"{run_config}: params")
     model, _ = load_base(model_dir)
