@@ -188,10 +188,15 @@ def expand_runs(methods: list[dict], seeds: list[int] | None = None, base_seed: 
     The variant becomes ``<variant>-<param><value>`` so every row records its setting. With ``seeds``
     (config key ``seeds``), every run that trains or combines trained checkpoints is repeated once per
     seed as ``<variant>-seed<s>`` (``<variant>`` for ``base_seed``, the config's ``seed``); ``row`` keeps the
-    unseeded variant that the table groups by.
+    unseeded variant that the table groups by. A row's own ``seeds`` list replaces the config's for that row
+    (e.g. 3 seeds for the strongest rows only); a row's ``seed`` trains it under that one seed, unrepeated.
     """
     runs = []
     for i, run in enumerate(methods):
+        if "seed" in run and "seeds" in run:
+            raise ValueError(f"config key methods[{i}] ({run['method']}/{run['variant']}): give `seed` (one run) "
+                             f"or `seeds` (one run per seed), not both")
+        row_seeds = run.get("seeds", seeds)
         sweep = run.get("sweep") or {}
         combos = [{}]
         for key, values in sweep.items():
@@ -202,9 +207,9 @@ def expand_runs(methods: list[dict], seeds: list[int] | None = None, base_seed: 
             variant = run["variant"] + "".join(f"-{k}{v}" for k, v in combo.items())
             entry = {"method": run["method"], "variant": variant, "row": variant, "_index": i, "seed": run.get("seed"),
                      "params": {**(run.get("params") or {}), **combo}, "train": run.get("train", {})}
-            if seeds and entry["seed"] is None and _seeded(entry):
+            if row_seeds and entry["seed"] is None and _seeded(entry):
                 runs += [{**entry, "variant": variant + seed_suffix(s, base_seed), "seed": s,
-                          "seed_suffix": seed_suffix(s, base_seed)} for s in seeds]
+                          "seed_suffix": seed_suffix(s, base_seed)} for s in row_seeds]
             else:
                 runs.append(entry)
     return runs

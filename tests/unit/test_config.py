@@ -137,6 +137,33 @@ def test_a_row_can_name_its_own_seed(config):
     assert [r["variant"] for r in configured_runs(cfg) if r["variant"].startswith("all-s7")] == ["all-s7"]
 
 
+def test_a_row_can_name_its_own_seeds(config):
+    """`seeds` on one row repeats that row only (3 seeds for the strongest rows of a leaderboard); the config's
+    own seed keeps the plain variant, so the finished run is reused; the config-level `seeds` is overridden."""
+    cfg = copy.deepcopy(config)
+    before = run_config(cfg, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
+    row = next(m for m in cfg["methods"] if m["method"] == "cofitune")
+    row["seeds"] = [cfg["seed"], 1, 2]
+    validate(cfg, SCHEMA)
+    variants = [(r["method"], r["variant"], r["row"]) for r in configured_runs(cfg)
+                if r["method"] in ("cofitune", "full_sft")]
+    assert variants == [("full_sft", "all", "all"), ("cofitune", "ffn-bottom2-update", "ffn-bottom2-update"),
+                        ("cofitune", "ffn-bottom2-update-seed1", "ffn-bottom2-update"),
+                        ("cofitune", "ffn-bottom2-update-seed2", "ffn-bottom2-update")]
+    assert run_config(cfg, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT) == before
+    assert run_config(cfg, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update-seed2", ROOT)["seed"] == 2
+    cfg["seeds"] = [5]  # the row's own list wins over the config's
+    assert [r["variant"] for r in configured_runs(cfg) if r["method"] == "cofitune"] == [
+        "ffn-bottom2-update", "ffn-bottom2-update-seed1", "ffn-bottom2-update-seed2"]
+
+
+def test_a_row_cannot_name_both_seed_and_seeds(config):
+    cfg = copy.deepcopy(config)
+    cfg["methods"].append({"method": "full_sft", "variant": "x", "seed": 7, "seeds": [1, 2]})
+    with pytest.raises(ValueError, match=r"methods\[\d+\].*seed.*seeds"):
+        configured_runs(cfg)
+
+
 def test_seeds_must_be_unique():
     cfg = {"models": ["m"], "tasks": ["t"], "methods": [{"method": "original", "variant": "b"}], "seeds": [1, 1]}
     with pytest.raises(WorkflowError):
