@@ -303,14 +303,21 @@ def test_dft_gradient_equals_the_hand_derivation_on_two_tokens(monkeypatch):
 
 # ---- TIES / DARE ------------------------------------------------------------------------------------------
 
+def _merge_source(tok, folder):
+    """A Full SFT run saved as a merge source in ``folder``: the model, its trained names, and the untrained
+    and trained parameters by name."""
+    from cofitune.pipeline.model import save_trainable
+
+    tuned, names, _ = _train("full_sft", {}, tok)
+    save_trainable(tuned, names, folder, {})
+    return tuned, names, dict(tiny_llama(vocab=len(tok)).named_parameters()), dict(tuned.named_parameters())
+
+
 @pytest.mark.parametrize("method", ["ties", "dare"])
 def test_merges_at_weight_zero_are_the_original_and_at_density_one_the_fine_tuned(method, word_tokenizer, tmp_path):
-    from cofitune.pipeline.model import load_trainable, save_trainable
+    from cofitune.pipeline.model import load_trainable
 
-    tuned, names, _ = _train("full_sft", {}, word_tokenizer)
-    save_trainable(tuned, names, tmp_path, {})
-    base = dict(tiny_llama(vocab=len(word_tokenizer)).named_parameters())
-    tuned_p = dict(tuned.named_parameters())
+    tuned, names, base, tuned_p = _merge_source(word_tokenizer, tmp_path)
     for params, expected in (({"weight": 0.0, "density": 0.3}, base), ({"weight": 1.0, "density": 1.0}, tuned_p)):
         model = tiny_llama(vocab=len(word_tokenizer))
         assert get_method(method).from_params(params).combine(model, [load_trainable(tmp_path)]) == names
@@ -322,11 +329,9 @@ def test_merges_at_weight_zero_are_the_original_and_at_density_one_the_fine_tune
 
 
 def test_ties_keeps_the_largest_task_vector_entries_and_dare_drops_at_random(word_tokenizer, tmp_path):
-    from cofitune.pipeline.model import load_trainable, save_trainable
+    from cofitune.pipeline.model import load_trainable
 
-    tuned, names, _ = _train("full_sft", {}, word_tokenizer)
-    save_trainable(tuned, names, tmp_path, {})
-    base = dict(tiny_llama(vocab=len(word_tokenizer)).named_parameters())
+    tuned, names, base, _ = _merge_source(word_tokenizer, tmp_path)
     w = "model.layers.0.mlp.up_proj.weight"
     delta = dict(tuned.named_parameters())[w] - base[w]
     merged = {}
@@ -346,12 +351,9 @@ def test_ties_keeps_the_largest_task_vector_entries_and_dare_drops_at_random(wor
 
 @pytest.mark.parametrize("method", ["ties", "dare"])
 def test_merge_weight_scales_the_task_vector(method, word_tokenizer, tmp_path):
-    from cofitune.pipeline.model import load_trainable, save_trainable
+    from cofitune.pipeline.model import load_trainable
 
-    tuned, names, _ = _train("full_sft", {}, word_tokenizer)
-    save_trainable(tuned, names, tmp_path, {})
-    base = dict(tiny_llama(vocab=len(word_tokenizer)).named_parameters())
-    tuned_p = dict(tuned.named_parameters())
+    tuned, names, base, tuned_p = _merge_source(word_tokenizer, tmp_path)
     model = tiny_llama(vocab=len(word_tokenizer))
     get_method(method).from_params({"weight": 0.3, "density": 1.0}).combine(model, [load_trainable(tmp_path)])
     for n, p in model.named_parameters():

@@ -2,7 +2,8 @@
 fine-tuned run's task vector back onto the original, post-hoc like Wise-FT: ``theta = theta0 + weight *
 TIES(theta_ft - theta0)``. The merge math is PEFT's (``peft.utils.merge_utils``): trim the task vector to its
 ``density`` fraction of largest magnitudes per tensor (a deviation from the paper's code, which trims the
-flattened task vector as a whole), elect signs, disjoint mean. With the single task vector here, sign election keeps every surviving entry, so TIES reduces to magnitude trimming plus scaling.
+flattened task vector as a whole), elect signs, disjoint mean. With the single task vector here, sign
+election keeps every surviving entry, so TIES reduces to magnitude trimming plus scaling.
 ``weight = 0`` is the original; ``density = 1, weight = 1`` the fine-tuned model (to float rounding).
 """
 

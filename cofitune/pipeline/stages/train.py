@@ -119,7 +119,8 @@ def _train(cfg: dict, run_config: str | Path, model_dir: str | Path, data: str |
     return extra
 
 
-def _combine(cfg: dict, run_config: str | Path, model_dir: str | Path, sources: list[str | Path], out: str | Path) -> dict:
+def _combine(cfg: dict, run_config: str | Path, model_dir: str | Path, sources: list[str | Path],
+             out: str | Path) -> dict:
     """Post-hoc methods (Wise-FT): build weights from source checkpoints, save like a trained run."""
     from cofitune.core.methods import get_method, load_plugins
     from cofitune.pipeline.model import load_base, load_trainable, save_trainable
