@@ -245,6 +245,8 @@ def cmd_search_grid(a) -> None:
          opt("--claims-md", default=None, help="claims table, Markdown (optional)"),
          opt("--leaderboard-csv", default=None, help="leaderboard, every number (optional)"),
          opt("--leaderboard-md", default=None, help="leaderboard, Markdown (optional)"),
+         opt("--leaderboard-verdicts-md", default=None,
+             help="the leaderboard's decided verdicts only, Markdown, for the README (optional)"),
          opt("--reference", action="append", default=[], metavar="METHOD=VARIANT",
              help="the reference row of a method with several rows (default: the schema's references)"),
          *UNI,
@@ -256,7 +258,8 @@ def cmd_aggregate(a) -> None:
         refuse_stale(a.metrics, a.run_configs)
     df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a), claims_csv=a.claims_csv,
                       claims_md=a.claims_md, references=_references(a.reference),
-                      leaderboard_csv=a.leaderboard_csv, leaderboard_md=a.leaderboard_md)
+                      leaderboard_csv=a.leaderboard_csv, leaderboard_md=a.leaderboard_md,
+                      leaderboard_verdicts_md=a.leaderboard_verdicts_md)
     log.info("table with %d rows -> %s", len(df), a.md)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -23,6 +26,19 @@ def tiny_llama(n_layers: int = 4, dtype=torch.float32, vocab: int = 64, seed: in
                       pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, **config)
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg).to(dtype)
+
+
+HUB_REV = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_hub_cache(cache: Path, repo_id: str, folder: Path) -> Path:
+    """A model folder laid out as the HF hub cache holds it (``models--org--name/refs/main`` naming
+    ``snapshots/<rev>/``), so hub-sourced models resolve offline; returns the snapshot folder."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / HUB_REV)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(HUB_REV)
+    return repo / "snapshots" / HUB_REV
 
 
 @pytest.fixture

@@ -51,10 +51,15 @@ def peak_rss_mb() -> float:
 
 
 def device_info() -> dict:
+    """The machine a result came from; ``cpu`` names its bf16 hardware (AVX512-BF16, AMX), which sets the
+    speed of a CPU run: timings from machines that differ there are not comparable."""
     import torch
 
+    from cofitune.core.trainer import native_bf16
+
     info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+            "cpu_threads": torch.get_num_threads(), "cpu": native_bf16(torch.device("cpu"))[1],
+            "cuda": torch.cuda.is_available()}
     if info["cuda"]:
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

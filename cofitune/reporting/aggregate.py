@@ -26,7 +26,6 @@ from cofitune.reporting.stats import uni_score
 KEYS = ["model", "task", "method", "variant"]
 REFERENCES = ("original", "full_sft")
 #: training wall time and tokens/s of a row (mean over seeds): in the leaderboard, never in the table
-COST_COLUMNS = ("train_wall_s", "train_tokens_per_s")
 # Columns where higher is better and the best value is marked (fine-tuned rows only: `original` is the
 # reference, not a competitor).
 BEST = ("Spec", "Vers", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%", "Spec_ret_full_sft_%")
@@ -77,12 +76,11 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
     row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
     trains = [r["meta"].get("train") for r in runs]  # None: the original, a post-hoc combination
-    for col, key in (("train_wall_s", "wall_s"), ("train_tokens_per_s", "tokens_per_s")):
-        row[col] = float(np.mean([t[key] for t in trains])) if all(trains) else math.nan
     row["git_dirty"] = any(bool(r["meta"]["git"]["dirty"]) for r in runs)
     row["git_sha"] = ";".join(sorted({str(r["meta"]["git"]["sha"]) for r in runs}))
     row["sources"] = ";".join(str(p) for p, _ in group)
-    row["_record"] = {**record, "aspects": aspects, "params": first.get("params") or {}}
+    row["_record"] = {**record, "aspects": aspects, "params": first.get("params") or {},
+                      "train": {r["run"]["seed"]: t for r, t in zip(runs, trains) if t}}  # cost per seed
     return row
 
 
@@ -123,12 +121,11 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
             _fill_comparisons(df, group, reference, name, uni)
     order = {"original": 0, "full_sft": 1}
     df["_o"] = df.method.map(lambda x: order.get(x, 2))
-    # training cost (timings) only with the records, for the leaderboard: the table itself is a pure function of
+    # training cost (timings) only in the records, for the leaderboard: the table itself is a pure function of
     # the results, so a re-run reproduces it bit for bit
     df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(
-        columns=["_o"] if keep_records else ["_o", "_record", *COST_COLUMNS])
-    tail = ["trainable_frac", *(COST_COLUMNS if keep_records else ()), "seeds", "seed_list", "git_dirty", "git_sha",
-            "sources"] + (
+        columns=["_o"] if keep_records else ["_o", "_record"])
+    tail = ["trainable_frac", "seeds", "seed_list", "git_dirty", "git_sha", "sources"] + (
         ["_record"] if keep_records else [])
     return df[[c for c in df.columns if c not in tail] + tail].reset_index(drop=True)
 
@@ -364,15 +361,17 @@ def write_tables(paths: list[str | Path], csv: str | Path, md: str | Path, tex: 
                  html: str | Path | None = None, uni: dict[str, float] | None = None,
                  claims_csv: str | Path | None = None, claims_md: str | Path | None = None,
                  references: dict[str, str] | None = None, leaderboard_csv: str | Path | None = None,
-                 leaderboard_md: str | Path | None = None) -> pd.DataFrame:
+                 leaderboard_md: str | Path | None = None, leaderboard_verdicts_md: str | Path | None = None
+                 ) -> pd.DataFrame:
     from cofitune.reporting.claims import build_claims, claims_markdown
 
     full = build_table(paths, uni, keep_records=True, references=references)
-    if leaderboard_csv is not None or leaderboard_md is not None:
+    if any(p is not None for p in (leaderboard_csv, leaderboard_md, leaderboard_verdicts_md)):
         from cofitune.reporting.leaderboard import write_leaderboard
 
-        write_leaderboard(full, leaderboard_csv, leaderboard_md, uni=uni, references=references)
-    df = full.drop(columns=["_record", *COST_COLUMNS])
+        write_leaderboard(full, leaderboard_csv, leaderboard_md, uni=uni, references=references,
+                          verdicts_md=leaderboard_verdicts_md)
+    df = full.drop(columns=["_record"])
     if claims_csv is not None or claims_md is not None:
         claims = build_claims(full, uni)
         if claims_csv is not None:

@@ -6,8 +6,10 @@ and stores their ``metrics.json`` under ``results/baselines/<suite>/`` (:func:`s
 never implicitly); ``python tools/bench.py --suite S --method NAME`` adds one row to the suite
 (:func:`candidate_overlay`) and builds the DAG's ``bench_verdict`` target (``rules/bench.smk``), whose job is
 :func:`gate`: per metric the new value, the stored baseline, the difference with its paired 95% bootstrap CI,
-the gate and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function. This module
-never runs Snakemake: the launcher in ``tools/`` does.
+the gate and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function. The verdict
+also says where the new row stands among every stored baseline of the suite (:func:`standing`: its rank by Uni,
+and its paired differences with each, Holm-corrected). This module never runs Snakemake: the launcher in
+``tools/`` does.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from cofitune.pipeline import paths
 from cofitune.pipeline.artifacts import read_metrics
 from cofitune.pipeline.io import atomic_write_text, read_json, sha256_text, write_json
 from cofitune.reporting import stats
-from cofitune.reporting.measures import compare_rows, measure_stat, record
+from cofitune.reporting.measures import compare_rows, measure_stat, record, value
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the stored baselines of every suite, ``<suite>/...`` (committed)
@@ -31,6 +33,8 @@ BASELINES = ROOT / "results" / "baselines"
 #: gate metric -> the measure it compares (``aspect:<name>`` compares that aspect's Vers)
 GATE_MEASURES = {"spec": "Spec", "spec_nll": "SpecNLL", "vers": "Vers", "vers_p": "VersP", "drift": "Drift"}
 TESTS = ("point", "ci")
+#: the measures of a new row's standing among the stored baselines (rank by the first)
+STANDING_MEASURES = ("Uni", "Spec", "Vers")
 
 
 def _comparison(metric: str, new: dict, ref: dict, n_boot: int, seed: int) -> stats.Comparison:
@@ -99,6 +103,35 @@ def compare(new: dict, ref: dict, gates: dict[str, dict], n_boot: int = 1000, se
     return entries
 
 
+def standing(new: dict, stored: dict[str, dict], n_boot: int = 1000, seed: int = 1234) -> dict:
+    """Where a new run stands among stored baselines of its (model, task) (``{"method/variant": metrics}``): its
+    rank by Uni, and per stored row its Uni, Spec, Vers with the paired difference (new - stored), 95% CI and
+    verdict, Holm-corrected over all of them as one family."""
+    rec, aspects = record(new), new["metrics"]["aspects_tasks"]
+    cells = [(name, measure, c) for name, m in stored.items() for measure in STANDING_MEASURES
+             if (c := compare_rows(rec, record(m), measure, aspects, n_boot=n_boot, seed=seed)) is not None]
+    rows = {name: {"row": name, **{ms: value(m, ms) for ms in STANDING_MEASURES}, "vs_new": {}}
+            for name, m in stored.items()}
+    for (name, measure, _), c in zip(cells, stats.correct_family([c for _, _, c in cells])):
+        rows[name]["vs_new"][measure] = {"delta": c.delta, "lo": c.lo, "hi": c.hi, "verdict": c.verdict,
+                                         "p_adjusted": c.p_adjusted}
+    uni = value(new, "Uni")
+    return {"Uni": uni, "rank_uni": 1 + sum(r["Uni"] > uni for r in rows.values()), "of": len(rows) + 1,
+            "rows": sorted(rows.values(), key=lambda r: -r["Uni"])}
+
+
+def _standing_markdown(st: dict) -> list[str]:
+    out = [f"Where it stands among the {st['of'] - 1} stored baselines: **rank {st['rank_uni']} of {st['of']} by "
+           f"Uni** ({st['Uni']:.2f}). New minus stored, paired 95% CI, Holm-corrected over the table:", "",
+           "| stored row | Uni | Spec | Vers | Uni diff | Spec diff | Vers diff |", "|---|---|---|---|---|---|---|"]
+    for r in st["rows"]:
+        diffs = [r["vs_new"].get(m) for m in STANDING_MEASURES]
+        cells = ["–" if d is None else f"{d['delta']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] {d['verdict']}"
+                 for d in diffs]
+        out.append(f"| {r['row']} | {r['Uni']:.2f} | {r['Spec']:.2f} | {r['Vers']:.2f} | {' | '.join(cells)} |")
+    return out + [""]
+
+
 def _point_args(metric: str, new: dict):
     aspects = new["metrics"]["aspects_tasks"]
     if metric.startswith("aspect:"):
@@ -124,6 +157,8 @@ def to_markdown(verdict: dict) -> str:
                        f"max drop {e['max_drop']:g} | {e['detectable']:.3g} | {'pass' if e['passed'] else '**FAIL**'} |")
         failed = [e["reason"] for e in block["metrics"] if not e["passed"]]
         out += [""] + [f"- FAIL: {r}" for r in failed] + ([""] if failed else [])
+        if block.get("standing"):
+            out += _standing_markdown(block["standing"])
     return "\n".join(out) + "\n"
 
 
@@ -163,6 +198,14 @@ def baseline_rows(cfg: dict) -> list[dict]:
 
 def baseline_file(baselines: Path, model: str, task: str, method: str, variant: str) -> Path:
     return Path(baselines) / model / task / method / f"{variant}.json"
+
+
+def stored_files(bench_cfg: dict, model: str, task: str) -> list[Path]:
+    """Every stored baseline of one (model, task), as the suite's ``MANIFEST.json`` (under
+    ``bench_cfg["baselines"]``) lists them."""
+    root = Path(bench_cfg["baselines"])
+    files = read_json(root / "MANIFEST.json")["files"]
+    return [root / f for f in files if Path(f).parts[:2] == (model, task)]
 
 
 def reference_files(bench_cfg: dict, models: list[str], tasks: list[str]) -> list[Path]:
@@ -239,8 +282,13 @@ def gate(bench_config: str | Path, metrics: list[str | Path]) -> dict:
         if (new["run"]["model"], new["run"]["task"], new["run"]["method"], new["run"]["variant"]) != (
                 model, task, cand["method"], cand["variant"]):
             raise ValueError(f"{path}: not the candidate {cand['method']}/{cand['variant']} on {model}/{task}")
-        check_fresh(base_path, suite)
-        blocks.append({"model": model, "task": task, "metrics": compare(new, read_metrics(base_path), bench["gates"])})
+        stored = {}
+        for path_ in [base_path, *stored_files(bench, model, task)]:
+            check_fresh(path_, suite)
+            m = read_metrics(path_)
+            stored[f"{m['run']['method']}/{m['run']['variant']}"] = m
+        blocks.append({"model": model, "task": task, "metrics": compare(new, read_metrics(base_path), bench["gates"]),
+                       "standing": standing(new, stored)})
     ref = bench["reference"]
     return {"suite": suite, "method": cand["method"], "variant": cand["variant"],
             "setting": {"params": new["run"]["params"], "seed": new["run"]["seed"],

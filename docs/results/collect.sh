@@ -23,7 +23,8 @@ cd "$(dirname "$0")/../.."
 mapfile -t metrics < <(find "$DST/runs" -name metrics.json | sort)
 .venv/bin/python -m cofitune aggregate --metrics "${metrics[@]}" --csv "$DST/table.csv" --md "$DST/table.md" \
   --claims-csv "$DST/claims.csv" --claims-md "$DST/claims.md" \
-  --leaderboard-csv "$DST/leaderboard.csv" --leaderboard-md "$DST/leaderboard.md"
+  --leaderboard-csv "$DST/leaderboard.csv" --leaderboard-md "$DST/leaderboard.md" \
+  --leaderboard-verdicts-md "$DST/verdicts.md"
 mapfile -t levels < <(find "$DST/search" -name "level*.json" | sort)
 if [ ${#levels[@]} -gt 0 ]; then
   .venv/bin/python -m cofitune plot-search --levels "${levels[@]}" \

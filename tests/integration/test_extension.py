@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import fake_hub_cache
 from tests.integration.test_dag import ROOT, snakemake
 
 pytestmark = pytest.mark.slow
@@ -122,11 +123,8 @@ def fake_hub(tmp: Path) -> tuple[Path, Path]:
 
     tiny = tmp / "tiny"
     prepare_model("tiny-llama-8", read_sheet(ROOT / "config/test_models.yaml"), tiny, tmp / "tiny.json")
-    repo = tmp / "hub" / "models--cofitune-test--tiny-llama"
-    shutil.copytree(tiny, repo / "snapshots" / ("ab" * 20))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("ab" * 20)
-    return tmp / "hub", repo
+    snapshot = fake_hub_cache(tmp / "hub", "cofitune-test/tiny-llama", tiny)
+    return tmp / "hub", snapshot.parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cofitune.reporting.bench import compare, load_suite, to_markdown
+from cofitune.reporting.bench import compare, load_suite, standing, to_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,6 +218,11 @@ def test_the_gate_checks_its_inputs_are_the_candidate_and_writes_the_verdict(tmp
     path.write_text(json.dumps(cfg))
     verdict = bench.gate(path, [other])
     assert verdict["method"] == "full_sft" and verdict["reference"] == "cofitune/ffn-bottom2-update"
+    # its standing among every stored baseline of the suite (the manifest's 3 rows), itself among them
+    st = verdict["blocks"][0]["standing"]
+    assert st["of"] == 4 and {r["row"] for r in st["rows"]} == {"original/base", "full_sft/all",
+                                                               "cofitune/ffn-bottom2-update"}
+    assert next(r for r in st["rows"] if r["row"] == "full_sft/all")["vs_new"]["Uni"]["delta"] == 0.0
     assert [e["metric"] for e in verdict["blocks"][0]["metrics"]] == list(suite["bench"]["gates"])
     assert verdict["blocks"][0]["metrics"] == bench.compare(json.loads(other.read_text()),
                                                             json.loads(ref.read_text()), suite["bench"]["gates"])
@@ -228,3 +233,20 @@ def test_the_gate_checks_its_inputs_are_the_candidate_and_writes_the_verdict(tmp
     bench.write_verdict(verdict, tmp_path / "v.json", tmp_path / "v.md")
     assert json.loads((tmp_path / "v.json").read_text())["passed"] == verdict["passed"]
     assert (tmp_path / "v.md").read_text() == bench.to_markdown(verdict)
+
+
+def _run(spec: float) -> dict:
+    return {**_m([spec] * 20, [1.0] * 20, [1, 0] * 10, [1, 1, 0, 0] * 5), "run": {"method": "x", "variant": "v"}}
+
+
+def test_standing_ranks_the_new_row_among_the_stored_ones_with_paired_verdicts():
+    """Stored Spec 50 and 40, new 45, the same versatility items (Vers 50 for all): Uni 50, 45 and 47.5, so the
+    new row is 2nd of 3; its differences are exact (no spread), so they stay decided after Holm's correction."""
+    st = standing(_run(45.0), {"a/x": _run(50.0), "b/y": _run(40.0)}, n_boot=200)
+    assert (st["rank_uni"], st["of"], st["Uni"]) == (2, 3, 47.5)
+    assert [r["row"] for r in st["rows"]] == ["a/x", "b/y"]  # by Uni
+    a, b = (r["vs_new"] for r in st["rows"])
+    assert (a["Spec"]["delta"], a["Spec"]["verdict"], a["Uni"]["delta"], a["Uni"]["verdict"]) == (-5.0, "worse", -2.5, "worse")
+    assert (b["Spec"]["delta"], b["Spec"]["verdict"]) == (5.0, "better")
+    assert (a["Vers"]["delta"], a["Vers"]["verdict"]) == (0.0, "undecided")
+    assert all(d["p_adjusted"] is not None for r in st["rows"] for d in r["vs_new"].values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,23 +13,14 @@ import yaml
 from cofitune.pipeline.launch import offline_env
 from cofitune.pipeline.model import prepare_model
 from cofitune.pipeline.sheets import read_sheet
+from tests.conftest import fake_hub_cache
 
 ROOT = Path(__file__).resolve().parents[2]
-REV = "0123456789abcdef0123456789abcdef01234567"
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cofitune", *args], capture_output=True, text=True, cwd=ROOT,
                           env=offline_env(**(env or {})))
-
-
-def fake_hub_cache(cache: Path, repo_id: str, folder: Path) -> Path:
-    """The HF cache layout of one model: ``models--org--name/refs/main`` and ``snapshots/<rev>/``."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    shutil.copytree(folder, repo / "snapshots" / REV)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(REV)
-    return repo / "snapshots" / REV
 
 
 @pytest.fixture(scope="module")

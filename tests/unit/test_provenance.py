@@ -48,3 +48,5 @@ def test_meta_block_has_every_provenance_field():
 
     assert meta["versions"]["torch"] == torch.__version__
     assert meta["device"]["cuda"] is torch.cuda.is_available() and meta["device"]["cpu_threads"] >= 1
+    amx = torch.cpu._is_amx_tile_supported()
+    assert meta["device"]["cpu"].endswith(f"AMX {amx}")  # bf16 hardware: what makes CPU timings comparable
