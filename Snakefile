@@ -9,7 +9,7 @@ configfile: "config/config.yaml"
 from pathlib import Path
 
 import yaml
-from cofitune.pipeline.config import coerce_cli_scalars
+from cofitune.pipeline.schema import coerce_cli_scalars
 
 SCHEMA = Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
 for _key in coerce_cli_scalars(config, yaml.safe_load(SCHEMA.read_text())):

@@ -15,6 +15,7 @@ import torch
 from _gpu import write
 
 from cofitune.pipeline.data import read_examples
+from cofitune.pipeline.launch import go_offline
 from cofitune.pipeline.evaluate import evaluate_speciality
 from cofitune.pipeline.model import load_for_eval
 from evaluators.speciality import get_scorer
@@ -35,6 +36,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default="benchmarks/evaluation_device.json")
     a = p.parse_args()
+    go_offline()  # lm-eval and the hub read local files only
     model, tok = load_for_eval(a.model_dir, None)
     model.to(torch.device(a.device))
     t0 = time.perf_counter()

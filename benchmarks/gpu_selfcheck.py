@@ -64,7 +64,7 @@ def stage_commands(a: argparse.Namespace, model_dir: Path, work: Path) -> dict[s
     """stage -> the command it runs (each writes :func:`stage_output`)."""
     py, data = sys.executable, work / "data"
     return {
-        "data": [py, "-m", "cofitune", "prepare-data", "--sheet", str(ROOT / "config/tasks.yaml"), "--root", str(ROOT),
+        "data": [py, "-m", "cofitune", "prepare-data", "--sheet", str(ROOT / "config/tasks.yaml"),
                  "--task", "squad", "--n-train", str(a.n_train), "--n-test", str(a.n_test), "--seed", "1234",
                  "--out", str(data)],
         "train": [py, str(HERE / "gpu_train_mfu.py"), "--model-dir", str(model_dir), "--data", str(data / "train.jsonl"),

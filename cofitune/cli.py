@@ -11,8 +11,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cofitune.pipeline.config import schema_default
-
 log = logging.getLogger("cofitune")
 
 
@@ -33,7 +31,8 @@ def opt(*flags: str, **options) -> tuple[tuple[str, ...], dict]:
 
 
 def command(name: str, *arguments: tuple, **parser_kwargs):
-    """Register the decorated function as ``python -m cofitune <name>`` with ``arguments`` (:func:`opt`)."""
+    """Register the decorated function as ``python -m cofitune <name>`` with ``arguments`` (:func:`opt`, or a
+    stage config class: its ``--config`` and one flag per field, :func:`cofitune.pipeline.stage_configs.add_flags`)."""
     def register(func: Callable) -> Callable:
         if name in COMMANDS:
             raise ValueError(f"command {name!r} registered twice")
@@ -42,16 +41,16 @@ def command(name: str, *arguments: tuple, **parser_kwargs):
     return register
 
 
-UNI = (opt("--uni-weights", type=float, nargs=2, metavar=("SPEC", "VERS"),
-           default=(schema_default("uni", "spec"), schema_default("uni", "vers")),
-           help=f"Uni = SPEC * Spec + VERS * Vers (default {schema_default('uni', 'spec')} "
-                f"{schema_default('uni', 'vers')})"),)
 FIGURE = (opt("--png", required=True), opt("--svg", required=True))
 SEARCH = (opt("--trials", nargs="+", required=True, help="metrics.json of the trial runs"),
           opt("--original", required=True, help="metrics.json of the original model"),
-          opt("--criterion", choices=("uni", "spec_at_vers"), default=schema_default("search", "criterion")),
-          opt("--min-vers-pct", type=float, default=None, help="spec_at_vers: Vers >= x%% of original"),
-          *UNI, opt("--out", required=True))
+          opt("--out", required=True))
+
+
+def _stage_configs():
+    from cofitune.pipeline import stage_configs
+
+    return stage_configs
 
 
 @command("prepare-model",
@@ -82,40 +81,36 @@ def cmd_fetch_models(a) -> None:
 
 
 @command("prepare-data",
-         opt("--sheet", required=True, help="task sheet YAML"),
-         opt("--root", default=".", help="folder that relative data paths resolve against"),
-         opt("--task", required=True),
-         opt("--n-train", type=int, required=True),
-         opt("--n-test", type=int, required=True),
-         opt("--seed", type=int, default=schema_default("seed")),
+         "DataStage",
+         opt("--sheet", default=None, help="hand use: take --task's entry (the spec) from this task sheet"),
+         opt("--root", default=None, help="with --sheet: the folder its data paths resolve against (default: the "
+                                          "repository)"),
          opt("--out", required=True, help="output folder"),
          help="normalise a task to {instruction,input,output} JSONL splits")
 def cmd_prepare_data(a) -> None:
+    from cofitune import repo
     from cofitune.pipeline.stages import data
+    from cofitune.pipeline.task_sheet import read_task_sheet
 
-    data.run(a.sheet, a.root, a.task, a.out, n_train=a.n_train, n_test=a.n_test, seed=a.seed)
+    fallback = {}
+    if a.sheet is not None:
+        tasks, task = read_task_sheet(a.sheet, a.root or repo.ROOT), a.stage_task
+        if task not in tasks:
+            raise ValueError(f"{a.sheet}: no task {task!r} (have {sorted(tasks)})")
+        fallback["spec"] = tasks[task]
+    data.run(_stage_configs().from_args(_stage_configs().DataStage, a, **fallback), a.out)
 
 
 @command("importance",
+         "ImportanceStage",
          opt("--model-dir", required=True),
          opt("--data", required=True, help="normalised train.jsonl"),
          opt("--out", required=True, help="output .safetensors"),
-         opt("--n-examples", type=int, default=None, help="first N training examples (default all)"),
-         opt("--batch-size", type=int, default=schema_default("importance", "batch_size")),
-         opt("--max-length", type=int, default=schema_default("train", "max_length")),
-         opt("--template", default=schema_default("train", "template")),
-         opt("--dropout", type=float, default=schema_default("importance", "dropout"),
-             help="injected dropout p (0 gives zero importance)"),
-         opt("--kl-weight", type=float, default=schema_default("importance", "kl_weight")),
-         opt("--abs-grad", action="store_true", help="accumulate |grad| (DAS) instead of signed sums"),
-         opt("--seed", type=int, default=schema_default("seed")),
          help="unit importance from gate gradients of the KL proxy")
 def cmd_importance(a) -> None:
     from cofitune.pipeline.stages import importance
 
-    importance.run(a.model_dir, a.data, a.out, n_examples=a.n_examples, batch_size=a.batch_size,
-                   max_length=a.max_length, template=a.template, dropout=a.dropout, kl_weight=a.kl_weight,
-                   abs_grad=a.abs_grad, seed=a.seed)
+    importance.run(_stage_configs().from_args(_stage_configs().ImportanceStage, a), a.model_dir, a.data, a.out)
 
 
 @command("train",
@@ -147,45 +142,54 @@ def cmd_resolve_region(a) -> None:
 @command("evaluate",
          opt("--run-config", required=True),
          opt("--model-dir", required=True),
-         opt("--checkpoint", default=None, help="partial checkpoint folder (none: the base model)"),
+         opt("--checkpoint", nargs="*", default=[], help="partial checkpoint folder (none: the base model)"),
          opt("--test", required=True, help="normalised test.jsonl"),
          opt("--out", required=True, help="metrics.json"),
          opt("--predictions", required=True, help="predictions.jsonl"),
          opt("--nltk-dir", required=True, help="folder for the locally trained Punkt model"),
          opt("--model-meta", default=None, help="prepare-model JSON, for provenance"),
          opt("--data-meta", default=None, help="prepare-data meta.json, for provenance"),
-         opt("--probe", default=None, help="prepare-probe JSON: measure drift from the base model"),
+         opt("--probe", nargs="*", default=[], help="prepare-probe JSON: measure drift from the base model"),
          help="speciality + versatility of one checkpoint -> metrics.json")
 def cmd_evaluate(a) -> None:
     from cofitune.pipeline.stages import evaluate
 
-    evaluate.run(a.run_config, a.model_dir, a.checkpoint, a.test, a.out, a.predictions, a.nltk_dir,
-                 model_meta=a.model_meta, data_meta=a.data_meta, probe=a.probe)
+    evaluate.run(a.run_config, a.model_dir, _at_most_one(a.checkpoint, "--checkpoint"), a.test, a.out, a.predictions,
+                 a.nltk_dir, model_meta=a.model_meta, data_meta=a.data_meta, probe=_at_most_one(a.probe, "--probe"))
+
+
+def _at_most_one(values: list[str], flag: str) -> str | None:
+    """An optional path given as a list (a rule's optional input renders as nothing): none or one."""
+    if len(values) > 1:
+        raise ValueError(f"{flag}: at most one path, got {values}")
+    return values[0] if values else None
 
 
 @command("sync-readme",
-         opt("--readme", default="README.md"),
+         opt("--readme", nargs="+", default=None, metavar="PAGE",
+             help="the pages to rewrite (default: README.md and docs/*.md under --root)"),
          opt("--root", default=".", help="the folder the blocks' file names are relative to"),
-         help="rewrite the README's generated result blocks from their files")
+         help="rewrite the generated result blocks of the README and the docs/ pages from their files")
 def cmd_sync_readme(a) -> None:
-    from cofitune.reporting.readme import sync
+    from cofitune.reporting.readme import pages, sync
 
-    log.info("%s: %d generated block(s) rewritten", a.readme, sync(Path(a.readme), Path(a.root)))
+    changed = {str(p): sync(p, Path(a.root)) for p in map(Path, a.readme or pages(Path(a.root)))}
+    for page, n in changed.items():
+        if n:
+            log.info("%s: %d generated block(s) rewritten", page, n)
+    log.info("%d page(s), %d generated block(s) rewritten", len(changed), sum(changed.values()))
 
 
 @command("prepare-probe",
+         "ProbeStage",
          opt("--model-dir", required=True, help="prepared base model folder"),
          opt("--data-dir", required=True, help="folder of the versatility subsets (the probe prompts)"),
-         opt("--max-new-tokens", type=int, required=True),
-         opt("--max-prompt-tokens", type=int, required=True, help="keep the last N tokens of a longer prompt"),
-         opt("--batch-size", type=int, required=True),
          opt("--out", required=True, help="probe JSON"),
          help="the original model's greedy continuations of the drift probe")
 def cmd_prepare_probe(a) -> None:
     from cofitune.pipeline.stages import probe
 
-    probe.run(a.model_dir, a.data_dir, a.out, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-              batch_size=a.batch_size)
+    probe.run(_stage_configs().from_args(_stage_configs().ProbeStage, a), a.model_dir, a.data_dir, a.out)
 
 
 @command("prepare-nltk",
@@ -197,42 +201,28 @@ def cmd_prepare_nltk(a) -> None:
     log.info("Punkt model (trained locally, offline) -> %s", ensure_punkt(Path(a.out)))
 
 
-def _references(pairs: list[str]) -> dict[str, str]:
-    """``METHOD=VARIANT`` pairs over the schema's defaults (config key ``references``)."""
-    refs = {m: schema_default("references", m) for m in ("original", "full_sft", "cofitune")}
-    for pair in pairs:
-        method, sep, variant = pair.partition("=")
-        if not sep or method not in refs or not variant:
-            raise ValueError(f"--reference {pair!r}: expected METHOD=VARIANT with METHOD one of {sorted(refs)}")
-        refs[method] = variant
-    return refs
-
-
-def _uni(a) -> dict[str, float]:
-    return {"spec": a.uni_weights[0], "vers": a.uni_weights[1]}
-
-
 @command("search-level",
+         "SearchStage",
          *SEARCH,
-         opt("--level", type=int, required=True),
-         opt("--parent", default=None, help="previous level's chosen node id (modules@layers)"),
-         opt("--order", choices=("range-first", "module-first"), default=schema_default("search", "order")),
+         opt("--previous", nargs="*", default=[],
+             help="the previous level's record (none: level 1, below the root)"),
          help="decide one tree-search level")
 def cmd_search_level(a) -> None:
     from cofitune.pipeline.stages import search
 
-    search.run(a.trials, a.original, a.out, criterion=a.criterion, min_vers_pct=a.min_vers_pct, uni=_uni(a),
-               level=a.level, parent=a.parent, order=a.order)
+    search.run(_stage_configs().from_args(_stage_configs().SearchStage, a), a.trials, a.original, a.out,
+               previous=_at_most_one(a.previous, "--previous"))
 
 
-@command("search-grid", *SEARCH, help="select over the exhaustive grid")
+@command("search-grid", "SearchStage", *SEARCH, help="select over the exhaustive grid")
 def cmd_search_grid(a) -> None:
     from cofitune.pipeline.stages import search
 
-    search.run(a.trials, a.original, a.out, criterion=a.criterion, min_vers_pct=a.min_vers_pct, uni=_uni(a))
+    search.run(_stage_configs().from_args(_stage_configs().SearchStage, a), a.trials, a.original, a.out, grid=True)
 
 
 @command("aggregate",
+         "TablesStage",
          opt("--metrics", nargs="+", required=True),
          opt("--run-configs", nargs="+", default=None,
              help="each row's current run config (same order as --metrics): a metrics file made under "
@@ -247,17 +237,15 @@ def cmd_search_grid(a) -> None:
          opt("--leaderboard-md", default=None, help="leaderboard, Markdown (optional)"),
          opt("--leaderboard-verdicts-md", default=None,
              help="the leaderboard's decided verdicts only, Markdown, for the README (optional)"),
-         opt("--reference", action="append", default=[], metavar="METHOD=VARIANT",
-             help="the reference row of a method with several rows (default: the schema's references)"),
-         *UNI,
          help="derive the comparison table (and the leaderboard) from metrics files")
 def cmd_aggregate(a) -> None:
     from cofitune.reporting.aggregate import refuse_stale, write_tables
 
+    cfg = _stage_configs().from_args(_stage_configs().TablesStage, a)
     if a.run_configs is not None:
         refuse_stale(a.metrics, a.run_configs)
-    df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=_uni(a), claims_csv=a.claims_csv,
-                      claims_md=a.claims_md, references=_references(a.reference),
+    df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=cfg.uni, claims_csv=a.claims_csv,
+                      claims_md=a.claims_md, references=cfg.references,
                       leaderboard_csv=a.leaderboard_csv, leaderboard_md=a.leaderboard_md,
                       leaderboard_verdicts_md=a.leaderboard_verdicts_md)
     log.info("table with %d rows -> %s", len(df), a.md)
@@ -314,6 +302,22 @@ def cmd_bench_gate(a) -> None:
              "PASS" if verdict["passed"] else "FAIL", a.json)
 
 
+@command("fingerprint",
+         opt("--parts", action="store_true", help="also each part's hash, one `<sha256>  <part>` line each"),
+         help="the hash of the code that determines the numbers (stored bench baselines are keyed by it)",
+         description="Print the numerics fingerprint of this checkout: one SHA-256 over what trains, evaluates "
+                     "and scores (without docstrings and comments) and the rules that make metrics files; the "
+                     "parts and the files each covers are cofitune.pipeline.fingerprint.PARTS.")
+def cmd_fingerprint(a) -> None:
+    from cofitune import repo
+    from cofitune.pipeline.fingerprint import fingerprint
+
+    fp = fingerprint(repo.require_checkout())
+    print(fp["sha256"])
+    for name, sha in fp["parts"].items() if a.parts else ():
+        print(f"{sha}  {name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One subcommand per registered command (:func:`command`), in registration order."""
     p = argparse.ArgumentParser(prog="cofitune", description="One subcommand per stage of the DAG (the Snakemake "
@@ -322,14 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name, (func, arguments, parser_kwargs) in COMMANDS.items():
         s = sub.add_parser(name, **parser_kwargs)
-        for flags, options in arguments:
-            s.add_argument(*flags, **options)
+        for argument in arguments:
+            if isinstance(argument, str):  # a stage config class, by name
+                _stage_configs().add_flags(s, getattr(_stage_configs(), argument))
+            else:
+                s.add_argument(*argument[0], **argument[1])
         s.set_defaults(func=func)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from cofitune import repo
+
+    try:
+        repo.require_checkout()
+    except repo.NotACheckout as err:  # a wheel install: one line, no traceback
+        print(f"cofitune: {err}", file=sys.stderr)
+        return 2
     if os.environ.get("COFITUNE_THREADS"):  # one torch thread pool per job, sized by Snakemake's threads
         import torch
 

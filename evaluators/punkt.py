@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PUNKT_TRAINING_TEXT = REPO_ROOT / "resources" / "nltk" / "english_text.txt"
+from cofitune import repo
+
+PUNKT_TRAINING_TEXT = repo.ROOT / "resources" / "nltk" / "english_text.txt"
 PUNKT_PROVENANCE = "trained locally on resources/nltk/english_text.txt"
 _PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
 

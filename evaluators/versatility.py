@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from cofitune.pipeline.launch import go_offline
+from cofitune import repo
 from evaluators.punkt import PUNKT_PROVENANCE, ensure_punkt, import_ifeval_scorer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = repo.ROOT
 TASKS_DIR = REPO_ROOT / "evaluators" / "tasks"
 
 #: Placeholder used in the task YAMLs' ``dataset_kwargs.data_files``; replaced by the
@@ -220,7 +220,7 @@ def _stock_task_config(name: str, max_gen_toks: int | None) -> dict[str, Any]:
 
 def head_sliced_lm(model: Any, tokenizer: Any, batch_size: int) -> Any:
     """lm-eval's ``HFLM`` over ``model``, whose loglikelihoods project only the continuation-predicting
-    positions through the LM head (:func:`cofitune.pipeline.evaluate.continuation_logits`).
+    positions through the LM head (:func:`cofitune.core.scoring.continuation_logits`).
 
     lm-eval builds, truncates and caches the requests as usual; only the model call differs. HFLM computes
     the vocabulary projection and a log-softmax at every position of every request, although a
@@ -242,7 +242,7 @@ def _sliced_loglikelihoods(lm: Any, requests: list, disable_tqdm: bool) -> list[
     import torch
     import torch.nn.functional as F
 
-    from cofitune.pipeline.evaluate import continuation_logits
+    from cofitune.core.scoring import continuation_logits
 
     sequences: list[tuple[list[int], int]] = []
     which: list[int] = []  # request -> its sequence
@@ -403,18 +403,9 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def evaluate_versatility(
-    model: Any,
-    tokenizer: Any,
-    suites: dict[str, list[str]],
-    *,
-    limit: int | Mapping[str, int] | None = None,
-    batch_size: int = 8,
-    max_gen_toks: int = 256,
-    nltk_dir: Path,
-    apply_chat_template: bool = False,
-    generation_lm: Any = None,
-) -> dict:
+def evaluate_versatility(model: Any, tokenizer: Any, suites: dict[str, list[str]], *,
+                         limit: int | Mapping[str, int] | None = None, batch_size: int = 8, max_gen_toks: int = 256,
+                         nltk_dir: Path, apply_chat_template: bool = False, generation_lm: Any = None) -> dict:
     """Evaluate ``model`` on the versatility suites, in-process and offline.
 
     Args:
@@ -437,16 +428,10 @@ def evaluate_versatility(
             the same weights); None runs them on the HF model like the loglikelihood tasks.
 
     Returns:
-        A JSON-serialisable dict::
-
-            {"tasks": {short_name: {"task": lm-eval name, "score": 0-100, "metric": name,
-                                    "stderr": 0-100 or None (n < 2), "n": int,
-                                    "items": [per-item score in doc order], "seconds": float}},
-             "aspects": {aspect: mean score of its tasks},
-             "vers": mean of the aspect scores,
-             "headline_metrics": {short_name: metric}, "limit": limit,
-             "max_gen_toks": int, "apply_chat_template": bool, "lm_eval_version": str,
-             "nltk_punkt": provenance string or None (IFEval not requested)}
+        A JSON-serialisable dict: ``tasks`` (short name -> ``{"task", "score" (0-100), "metric", "stderr", "n",
+        "items" (per-item scores in doc order), "seconds"}``), ``aspects`` (aspect -> mean score of its tasks),
+        ``vers`` (mean of the aspects), ``headline_metrics``, ``limit``, ``max_gen_toks``,
+        ``apply_chat_template``, ``generation_backend``, ``lm_eval_version``, ``nltk_punkt`` (None without IFEval).
 
     Raises:
         ValueError: an unknown task name or an empty suite.
@@ -455,7 +440,6 @@ def evaluate_versatility(
     tasks = list(dict.fromkeys(t for names in suites_short.values() for t in names))
     limits = _limits(limit, tasks)
 
-    go_offline()
     if "ifeval" in tasks:
         ensure_punkt(nltk_dir)
         import_ifeval_scorer()
@@ -464,22 +448,15 @@ def evaluate_versatility(
 
     configs = {t: load_task_config(t, max_gen_toks=max_gen_toks) for t in tasks}
     lm = head_sliced_lm(model, tokenizer, batch_size)
+
     def lm_for(t: str) -> Any:
         generates = configs[t].get("output_type") == "generate_until"
         return generation_lm if generates and generation_lm is not None else lm
 
     task_results = {t: _run_task(lm_for(t), t, configs[t], limits[t], apply_chat_template) for t in tasks}
-
     aspects = {a: _mean([task_results[t]["score"] for t in names]) for a, names in suites_short.items()}
-    return {
-        "tasks": task_results,
-        "aspects": aspects,
-        "vers": _mean(list(aspects.values())),
-        "headline_metrics": {t: r["metric"] for t, r in task_results.items()},
-        "limit": limit,
-        "max_gen_toks": max_gen_toks,
-        "apply_chat_template": apply_chat_template,
-        "generation_backend": "hf" if generation_lm is None else type(generation_lm).__name__,
-        "lm_eval_version": lm_eval.__version__,
-        "nltk_punkt": PUNKT_PROVENANCE if "ifeval" in tasks else None,
-    }
+    return {"tasks": task_results, "aspects": aspects, "vers": _mean(list(aspects.values())),
+            "headline_metrics": {t: r["metric"] for t, r in task_results.items()}, "limit": limit,
+            "max_gen_toks": max_gen_toks, "apply_chat_template": apply_chat_template,
+            "generation_backend": "hf" if generation_lm is None else type(generation_lm).__name__,
+            "lm_eval_version": lm_eval.__version__, "nltk_punkt": PUNKT_PROVENANCE if "ifeval" in tasks else None}

@@ -16,13 +16,10 @@ rule aggregate_results:
         leaderboard_csv=f"{P.TABLES}/leaderboard.csv",
         leaderboard_md=report(f"{P.TABLES}/leaderboard.md", caption="../workflow/report/leaderboard.rst",
                               category="Tables", labels={"table": "leaderboard"}),
-    params:
-        uni=UNI,
-        references=" ".join(f"--reference {m}={v}" for m, v in config["references"].items()),
     log:
         "logs/aggregate_results.log",
     shell:
-        "COFITUNE_THREADS={threads} {PY} aggregate --metrics {input.metrics} --csv {output.csv} --md {output.md} "
-        "--run-configs {input.run_configs} --tex {output.tex} --html {output.html} --claims-csv {output.claims_csv} --claims-md {output.claims_md} "
-        "--leaderboard-csv {output.leaderboard_csv} --leaderboard-md {output.leaderboard_md} {params.references} "
-        "{params.uni} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} aggregate --config {input.cfg} --metrics {input.metrics} "
+        "--run-configs {input.run_configs} --csv {output.csv} --md {output.md} --tex {output.tex} "
+        "--html {output.html} --claims-csv {output.claims_csv} --claims-md {output.claims_md} "
+        "--leaderboard-csv {output.leaderboard_csv} --leaderboard-md {output.leaderboard_md} > {log} 2>&1"

@@ -1,7 +1,7 @@
 import os
 
-from cofitune.pipeline.config import (STAGE_KEYS, check_config, config_tasks, configured_runs, method_for, run_sources,
-                             stage_config, stage_config_path, sync_stage_config, task_size)
+from cofitune.pipeline.config import STAGE_KEYS, check_config, stage_config, stage_config_path, sync_stage_config
+from cofitune.pipeline.runs import configured_runs, method_for, run_sources
 from cofitune.pipeline.probe import PROBE_SOURCES
 from cofitune.pipeline.launch import OFFLINE, launch_command
 from cofitune.pipeline import paths as P
@@ -15,12 +15,10 @@ check_config(config, ROOT)  # method params, sheet names: fail before any job ru
 # sheets resolve against the repository, so `--directory elsewhere` keeps working
 MODELS_SHEET = os.path.join(ROOT, config["models_sheet"])
 TASKS_SHEET = os.path.join(ROOT, config["tasks_sheet"])
-TASK_SPECS = config_tasks(config, ROOT)  # the sheet with the config's task_overrides
 
 PY = "python -m cofitune"
 RUN_ID = P.RUN_ID  # logs/ and benchmarks/ mirror the results/ tree (cofitune.pipeline.paths)
 RUN = P.RUN
-UNI = f"--uni-weights {config['uni']['spec']} {config['uni']['vers']}"  # Uni's weights (search and tables)
 
 wildcard_constraints:
     model="[A-Za-z0-9_.-]+",
@@ -77,8 +75,8 @@ def importance_inputs(w):
 
 
 def probe_input(w):
-    """The model's drift probe, when drift is measured."""
-    return {"probe": P.fill(P.PROBE, model=w.model)} if config["evaluation"]["drift"]["enabled"] else {}
+    """The model's drift probe, when drift is measured (an empty list renders as no path)."""
+    return {"probe": [P.fill(P.PROBE, model=w.model)] if config["evaluation"]["drift"]["enabled"] else []}
 
 
 def config_input(kind):
@@ -94,4 +92,4 @@ def config_input(kind):
 
 
 def checkpoint_input(w):
-    return {"ckpt": P.CHECKPOINT.format(**w)} if has_checkpoint(w) else {}
+    return {"ckpt": [P.CHECKPOINT.format(**w)] if has_checkpoint(w) else []}

@@ -15,22 +15,18 @@ rule prepare_probe:
     input:
         cfg=config_input("probe"),
         model=rules.prepare_model.output.folder,
+        data_dir=PROBE_DATA,
         data=[os.path.join(PROBE_DATA, f"{s}.jsonl") for s in PROBE_SOURCES],
     output:
         P.PROBE,
-    params:
-        data=PROBE_DATA,
-        max_new_tokens=config["evaluation"]["drift"]["max_new_tokens"],
-        max_prompt_tokens=config["evaluation"]["drift"]["max_prompt_tokens"],
-        batch_size=config["evaluation"]["drift"]["batch_size"],
     threads: workflow.cores
     log:
         "logs/prepare_probe/{model}.log",
     benchmark:
         "benchmarks/rules/prepare_probe/{model}.tsv"
     shell:
-        "COFITUNE_THREADS={threads} {PY} prepare-probe --model-dir {input.model} --data-dir {params.data} "
-        "--max-new-tokens {params.max_new_tokens} --max-prompt-tokens {params.max_prompt_tokens} --batch-size {params.batch_size} --out {output} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} prepare-probe --config {input.cfg} --model-dir {input.model} "
+        "--data-dir {input.data_dir} --out {output} > {log} 2>&1"
 
 
 rule evaluate:
@@ -46,16 +42,13 @@ rule evaluate:
     output:
         metrics=P.METRICS,
         predictions=P.PREDICTIONS,
-    params:
-        ckpt=lambda w, input: f"--checkpoint {input.ckpt}" if "ckpt" in input.keys() else "",
-        probe=lambda w, input: f"--probe {input.probe}" if "probe" in input.keys() else "",
     threads: workflow.cores
     log:
         f"logs/evaluate/{RUN_ID}.log",
     benchmark:
         f"benchmarks/rules/evaluate/{RUN_ID}.tsv"
     shell:
-        "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} {params.ckpt} {params.probe} "
-        "--test {input.test} --out {output.metrics} --predictions {output.predictions} "
-        "--nltk-dir {input.nltk} --model-meta {input.model_meta} --data-meta {input.data_meta} "
-        "> {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} "
+        "--checkpoint {input.ckpt} --probe {input.probe} --test {input.test} --out {output.metrics} "
+        "--predictions {output.predictions} --nltk-dir {input.nltk} --model-meta {input.model_meta} "
+        "--data-meta {input.data_meta} > {log} 2>&1"

@@ -3,8 +3,9 @@
 # and share the model's `original` evaluation.
 import json
 
-from cofitune.pipeline.config import SEARCH_TRIAL_METHOD, reference_variant, trial_variant
-from cofitune.core.search import ROOT as TREE_ROOT, Node, all_nodes, children
+from cofitune.pipeline.runs import SEARCH_TRIAL_METHOD, reference_variant, trial_variant
+from cofitune.core.region import Region
+from cofitune.core.search import ROOT as TREE_ROOT, all_nodes, children
 
 SEARCH = config["search"]
 
@@ -19,33 +20,35 @@ def original_metrics(w):
     return P.fill(P.METRICS, model=w.model, task=w.task, method="original", variant=reference_variant(config, "original"))
 
 
-def level_parent(w):
-    """Level k descends from level k-1's choice, read through the checkpoint (re-evaluates the DAG)."""
+def previous_level(w):
+    """Level k descends from level k-1's choice: that level's record (a checkpoint: re-evaluates the DAG);
+    level 1 has none (the root)."""
     level = int(w.level)
     if level == 1:
+        return []
+    return [checkpoints.search_level.get(model=w.model, task=w.task, level=str(level - 1)).output[0]]
+
+
+def level_parent(w):
+    previous = previous_level(w)
+    if not previous:
         return TREE_ROOT
-    previous = checkpoints.search_level.get(model=w.model, task=w.task, level=str(level - 1)).output[0]
-    chosen = json.loads(Path(previous).read_text())["chosen"]
-    return Node(chosen["layers"], chosen["modules"])
+    return Region.from_record(json.loads(Path(previous[0]).read_text())["chosen"], where=previous[0])
 
 
 checkpoint search_level:
     input:
         trials=lambda w: trial_metrics(w, children(level_parent(w), int(w.level), SEARCH["order"])),
         original=original_metrics,
+        previous=previous_level,
         cfg=config_input("search"),
     output:
         P.SEARCH_LEVEL,
-    params:
-        parent=lambda w: "" if int(w.level) == 1 else f"--parent {level_parent(w).id}",
-        min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
-        uni=UNI,
     log:
         "logs/search_level/{model}/{task}/level{level}.log",
     shell:
-        "COFITUNE_THREADS={threads} {PY} search-level --level {wildcards.level} {params.parent} "
-        "--trials {input.trials} --original {input.original} --criterion {SEARCH[criterion]} "
-        "{params.min_vers} {params.uni} --order {SEARCH[order]} --out {output} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} search-level --config {input.cfg} --trials {input.trials} "
+        "--original {input.original} --previous {input.previous} --out {output} > {log} 2>&1"
 
 
 rule search_grid:
@@ -55,14 +58,11 @@ rule search_grid:
         cfg=config_input("search"),
     output:
         P.SEARCH_GRID,
-    params:
-        min_vers=f"--min-vers-pct {SEARCH['min_vers_pct']}" if SEARCH["min_vers_pct"] is not None else "",
-        uni=UNI,
     log:
         "logs/search_grid/{model}/{task}.log",
     shell:
-        "COFITUNE_THREADS={threads} {PY} search-grid --trials {input.trials} --original {input.original} "
-        "--criterion {SEARCH[criterion]} {params.min_vers} {params.uni} --out {output} > {log} 2>&1"
+        "COFITUNE_THREADS={threads} {PY} search-grid --config {input.cfg} --trials {input.trials} "
+        "--original {input.original} --out {output} > {log} 2>&1"
 
 
 rule choose_region:

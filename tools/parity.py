@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cofitune.pipeline.config import schema_default  # noqa: E402
+from cofitune.pipeline.schema import schema_default  # noqa: E402
 
 log = logging.getLogger("cofitune.parity")
 

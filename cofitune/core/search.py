@@ -8,8 +8,7 @@ functions, unit-tested on hand-made score tables; the DAG only calls them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from cofitune.core.region import Region
 from cofitune.core.selection import LAYER_RANGES, MODULE_SETS
 
 HALVES = ("bottom-plus", "middle-plus", "top-plus")
@@ -20,31 +19,11 @@ CRITERIA = ("uni", "spec_at_vers")
 ORDERS = ("range-first", "module-first")
 
 
-@dataclass(frozen=True, order=True)
-class Node:
-    layers: str
-    modules: str
-
-    @property
-    def id(self) -> str:
-        """The region's one text form, ``modules@layers`` (e.g. ``ffn@bottom2``); :meth:`parse` reads it."""
-        return f"{self.modules}@{self.layers}"
-
-    @classmethod
-    def parse(cls, text: str) -> Node:
-        """The node of an id ``modules@layers``; anything else raises ``ValueError`` naming the text."""
-        modules, sep, layers = str(text).partition("@")
-        if not sep or modules not in MODULES or layers not in LAYER_RANGES:
-            raise ValueError(f"{text!r} names no search node: expected <modules>@<layers>, modules one of "
-                             f"{list(MODULES)}, layers one of {list(LAYER_RANGES)}")
-        return cls(layers, modules)
-
-
 SEARCH_TRIAL_METHOD = "coarse_only"  # tree-search nodes train their region without a mask
-ROOT = Node("all", "mha+ffn")  # = Full SFT's region (Full SFT also trains embeddings/head/norms)
+ROOT = Region("all", "mha+ffn")  # = Full SFT's region (Full SFT also trains embeddings/head/norms)
 
 
-def children(node: Node, level: int, order: str = "range-first") -> list[Node]:
+def children(node: Region, level: int, order: str = "range-first") -> list[Region]:
     """Nodes compared at ``level`` (1, 2, 3) below ``node`` (the previous level's winner)."""
     if order not in ORDERS:
         raise ValueError(f"search.order must be one of {ORDERS}, got {order!r}")
@@ -52,20 +31,20 @@ def children(node: Node, level: int, order: str = "range-first") -> list[Node]:
         raise ValueError(f"tree level must be 1, 2 or 3, got {level}")
     if order == "range-first":
         if level == 1:
-            return [Node(r, node.modules) for r in HALVES]
+            return [Region(r, node.modules) for r in HALVES]
         if level == 2:
-            return [Node(r, node.modules) for r in QUARTERS[node.layers]]
-        return [Node(node.layers, m) for m in MODULES]
+            return [Region(r, node.modules) for r in QUARTERS[node.layers]]
+        return [Region(node.layers, m) for m in MODULES]
     if level == 1:
-        return [Node(node.layers, m) for m in MODULES]
+        return [Region(node.layers, m) for m in MODULES]
     if level == 2:
-        return [Node(r, node.modules) for r in HALVES]
-    return [Node(r, node.modules) for r in QUARTERS[node.layers]]
+        return [Region(r, node.modules) for r in HALVES]
+    return [Region(r, node.modules) for r in QUARTERS[node.layers]]
 
 
-def all_nodes() -> list[Node]:
+def all_nodes() -> list[Region]:
     """The exhaustive grid: 8 ranges x 3 module sets."""
-    return [Node(r, m) for r in LAYER_RANGES for m in MODULES]
+    return [Region(r, m) for r in LAYER_RANGES for m in MODULES]
 
 
 def criterion_key(criterion: str) -> str:
@@ -90,7 +69,7 @@ def select(scores: list[dict], criterion: str = "uni", *, vers_ref: float | None
     """Pick the best scored node.
 
     Args:
-        scores: ``[{"node": Node, "spec": float, "vers": float, "uni": float}, ...]`` in node order.
+        scores: ``[{"node": Region, "spec": float, "vers": float, "uni": float}, ...]`` in node order.
         criterion: ``uni`` (max Uni) or ``spec_at_vers`` (max Spec among nodes with
             ``vers >= min_vers_pct / 100 * vers_ref``).
 
@@ -106,23 +85,3 @@ def select(scores: list[dict], criterion: str = "uni", *, vers_ref: float | None
         if best is None or entry[key] > best[key]:
             best = entry
     return best
-
-
-# ---- node <-> run variant ------------------------------------------------------------------------
-
-NODE_PREFIX = "node."
-
-
-def node_variant(node: Node) -> str:
-    """Run variant of a search trial, e.g. ``node.ffn.bottom2``."""
-    return f"{NODE_PREFIX}{node.modules}.{node.layers}"
-
-
-def node_from_variant(variant: str) -> Node | None:
-    """Inverse of :func:`node_variant`; None for ordinary variants."""
-    if not variant.startswith(NODE_PREFIX):
-        return None
-    modules, _, layers = variant[len(NODE_PREFIX):].partition(".")
-    if modules not in MODULES or layers not in LAYER_RANGES:
-        raise ValueError(f"search trial variant {variant!r} names no node (modules.layers)")
-    return Node(layers, modules)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cofitune.core.region import Region
 from cofitune.pipeline.io import atomic_path, read_json, write_json
 
 RUN_CONFIG_FIELDS = ("model", "task", "method", "variant", "row", "kind", "params", "seed")
@@ -27,7 +28,6 @@ CHECKPOINT_WEIGHTS = "trainable.safetensors"
 CHECKPOINT_INDEX_FIELDS = ("names", "n_saved", "n_trainable")
 METRICS_FIELDS = ("run", "metrics", "meta")
 SEARCH_RECORD_FIELDS = ("criterion", "visited", "chosen")
-NODE_FIELDS = ("node", "layers", "modules")
 
 
 def _checked(obj, path: str | Path, fields: tuple[str, ...], what: str) -> dict:
@@ -69,7 +69,7 @@ def write_search_record(path: str | Path, record: dict) -> None:
 def read_search_record(path: str | Path) -> dict:
     """A tree-search decision (one level, the grid, or chosen.json) with its ``chosen`` node."""
     record = _checked(read_json(path), path, SEARCH_RECORD_FIELDS, "search record")
-    _checked(record["chosen"], f"{path}: chosen", NODE_FIELDS, "search node")
+    Region.from_record(record["chosen"], where=f"{path}: chosen")
     return record
 
 

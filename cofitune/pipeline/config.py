@@ -9,134 +9,22 @@ as input and hash into their results.
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import json
+import logging
 from pathlib import Path
-
-import yaml
 
 from cofitune.core.methods import get_method, load_plugins
 from cofitune.core.recipe import config_from_dict
-from cofitune.core.search import SEARCH_TRIAL_METHOD, Node, node_from_variant, node_variant
+from cofitune.core.region import Region
 from cofitune.pipeline import paths
 from cofitune.pipeline.io import sha256_text, write_json
-from cofitune.pipeline.loaders import loader_names
+from cofitune.pipeline.runs import configured_runs, plugin_paths, run_entry, run_sources
 from cofitune.pipeline.sheets import read_sheet
+from cofitune.pipeline.task_sheet import config_tasks, task_size
 from evaluators.versatility import resolve_task_name
 
-TASK_KEYS = {"loader", "train", "test", "instruction", "evaluator", "max_input_chars", "max_new_tokens",
-             "description", "licence", "n_train", "n_test"}  # n_train/n_test override config key data
-
-
-#: the config schema: every configurable default is written there, once (``schema_default``)
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-@functools.cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
-def schema_default(*keys: str):
-    """The schema's default at ``keys`` (e.g. ``schema_default("importance", "dropout")``): command-line
-    flags that mirror a config key take their default from here, so it is written in one place."""
-    node = _schema()
-    for key in keys:
-        node = node["properties"][key]
-    return node["default"]
-
-
-def read_task_sheet(path: str | Path, root: str | Path = ".") -> dict:
-    """Read the task sheet (YAML name -> spec); relative data paths resolve against ``root``."""
-    path = Path(path)
-    sheet = yaml.safe_load(path.read_text()) or {}
-    for name, spec in sheet.items():
-        unknown = sorted(set(spec) - TASK_KEYS)
-        if unknown:
-            raise ValueError(f"{path}: {name}: unknown key(s) {unknown}; allowed: {sorted(TASK_KEYS)}")
-        for key in ("loader", "train", "test", "instruction", "evaluator"):
-            if key not in spec:
-                raise ValueError(f"{path}: {name}: missing key {key!r}")
-        if spec["loader"] not in loader_names():
-            raise ValueError(f"{path}: {name}.loader = {spec['loader']!r}; expected one of {loader_names()}")
-        for split in ("train", "test"):
-            spec[split] = str(Path(root) / spec[split])
-    return sheet
-
-
-def config_tasks(config: dict, root: str | Path = ".") -> dict:
-    """The configured task sheet: its entries with the config's ``task_overrides`` applied."""
-    sheet = read_task_sheet(Path(root) / config["tasks_sheet"], root)
-    for name, override in config.get("task_overrides", {}).items():
-        if name not in sheet:
-            raise ValueError(f"config key task_overrides.{name}: {name!r} is not in the task sheet "
-                             f"{config['tasks_sheet']} ({sorted(sheet)})")
-        sheet[name].update(override)
-    return sheet
-
-
-def task_size(config: dict, task_spec: dict, key: str) -> int:
-    """Examples sampled for ``key`` (n_train or n_test): the task sheet's value, else ``data.<key>``."""
-    return task_spec.get(key) or config["data"][key]
-
-
-def _subschemas(node: dict) -> list[dict]:
-    return [node, *node.get("oneOf", []), *node.get("anyOf", [])]
-
-
-def _child_schema(node: dict, key) -> dict | None:
-    """Schema of ``key`` inside an object (or of an item inside an array) described by ``node``."""
-    for sub in _subschemas(node):
-        if isinstance(key, int):
-            if isinstance(sub.get("items"), dict):
-                return sub["items"]
-        elif key in sub.get("properties", {}):
-            return sub["properties"][key]
-        elif isinstance(sub.get("additionalProperties"), dict):
-            return sub["additionalProperties"]
-    return None
-
-
-def coerce_cli_scalars(config: dict, schema: dict) -> list[str]:
-    """Type the strings that ``snakemake --config`` leaves in nested values, where the schema says so.
-
-    Snakemake parses ``--config key=VALUE`` with YAML's BaseLoader, so inside a mapping every scalar
-    stays a string: ``--config 'search={enabled: true, mode: exhaustive}'`` gives ``enabled: "true"``,
-    which the schema then rejects. A string that the schema rejects at its place, and whose reading as
-    an int, a float or YAML (``10``, ``1e-4``, ``true``, ``null``) it accepts, is replaced by that
-    reading; every other value is left as it is, so a genuinely bad value still fails validation with
-    its key named. Returns the key paths that were typed (for the log).
-    """
-    from jsonschema import Draft7Validator
-
-    typed: list[str] = []
-
-    def walk(value, node: dict, path: str):
-        if isinstance(value, str):
-            if Draft7Validator(node).is_valid(value):
-                return value
-            for parse in (int, float, yaml.safe_load):  # Snakemake's order for top-level values
-                try:
-                    parsed = parse(value)
-                except (ValueError, yaml.YAMLError):
-                    continue
-                if not isinstance(parsed, str) and Draft7Validator(node).is_valid(parsed):
-                    typed.append(path)
-                    return parsed
-            return value
-        if isinstance(value, dict):
-            for k, v in value.items():
-                child = _child_schema(node, k)
-                if child is not None:
-                    value[k] = walk(v, child, f"{path}.{k}" if path else str(k))
-        elif isinstance(value, list):
-            child = _child_schema(node, 0)
-            if child is not None:
-                value[:] = [walk(v, child, f"{path}[{i}]") for i, v in enumerate(value)]
-        return value
-
-    walk(config, schema, "")
-    return typed
+log = logging.getLogger(__name__)
 
 
 def check_config(config: dict, root: str | Path = ".") -> None:
@@ -148,12 +36,24 @@ def check_config(config: dict, root: str | Path = ".") -> None:
         for name in names:
             if name not in sheet:
                 raise ValueError(f"config key {key}: {name!r} is not in the sheet ({sorted(sheet)})")
-    for aspect, names in config["evaluation"]["versatility"]["suites"].items():
-        for name in names:
-            try:
-                resolve_task_name(name, Path(root) / "evaluators" / "tasks")
-            except ValueError as err:
-                raise ValueError(f"config key evaluation.versatility.suites.{aspect}: {err}") from err
+    for name in unused_limits(config, root):
+        log.warning("config key evaluation.versatility.limit.%s: no aspect runs suite %r; its limit is ignored",
+                    name, name)
+    for task in config["tasks"]:
+        evaluator = tasks[task]["evaluator"]
+        if importlib.util.find_spec(f"evaluators.speciality.{evaluator}") is None:
+            raise ValueError(f"task {task}: evaluator {evaluator!r} is not a speciality evaluator (no "
+                             f"evaluators/speciality/{evaluator}.py; task sheet {config['tasks_sheet']})")
+    search = config.get("search", {})
+    if search.get("enabled") and search.get("criterion") == "spec_at_vers" and (
+            search.get("min_vers_pct") is None):
+        raise ValueError("config key search.min_vers_pct: criterion spec_at_vers needs it (Vers >= x% of the "
+                         "original's); give a number")
+    _check_runs(config)
+
+
+def _check_runs(config: dict) -> None:
+    """Every row's method, params and train overrides; no duplicate row; every source and reference row exists."""
     config_from_dict(config["train"], where="config key train")
     runs = configured_runs(config)
     seen = set()
@@ -170,110 +70,53 @@ def check_config(config: dict, root: str | Path = ".") -> None:
             if tuple(source) not in seen:
                 raise ValueError(f"config key methods[{run['_index']}]: source run {'/'.join(source)} is not "
                                  f"configured under methods")
+    for method, variant in config.get("references", {}).items():
+        rows = sorted({run["row"] for run in runs if run["method"] == method})
+        if len(rows) > 1 and variant not in rows:
+            raise ValueError(f"config key references.{method}: {variant!r} is none of the {len(rows)} {method} rows "
+                             f"{rows}; name the one the others are compared with")
 
 
-def plugin_paths(config: dict, root: str | Path = ".") -> list[str]:
-    return [str((Path(root) / p).resolve()) for p in config.get("method_plugins", [])]
+def _suite_names(config: dict, root: str | Path) -> set[str]:
+    """The short names of the suites the aspects run (config key ``evaluation.versatility.suites``).
 
-
-def seed_suffix(seed: int | None, base_seed: int | None = None) -> str:
-    """The variant suffix of a seeded run: none for unseeded runs and for the config's own ``seed`` (that run
-    is the unseeded row's run, so adding seeds to a finished run reuses it)."""
-    return "" if seed is None or seed == base_seed else f"{SEED_PREFIX}{seed}"
-
-
-def expand_runs(methods: list[dict], seeds: list[int] | None = None, base_seed: int | None = None) -> list[dict]:
-    """Expand ``sweep: {param: [v1, v2]}`` entries into one run per value (cartesian over params).
-
-    The variant becomes ``<variant>-<param><value>`` so every row records its setting. With ``seeds``
-    (config key ``seeds``), every run that trains or combines trained checkpoints is repeated once per
-    seed as ``<variant>-seed<s>`` (``<variant>`` for ``base_seed``, the config's ``seed``); ``row`` keeps the
-    unseeded variant that the table groups by. A row's own ``seeds`` list replaces the config's for that row
-    (e.g. 3 seeds for the strongest rows only); a row's ``seed`` trains it under that one seed, unrepeated.
+    Raises:
+        ValueError: an unknown suite, naming the config key.
     """
-    runs = []
-    for i, run in enumerate(methods):
-        if "seed" in run and "seeds" in run:
-            raise ValueError(f"config key methods[{i}] ({run['method']}/{run['variant']}): give `seed` (one run) "
-                             f"or `seeds` (one run per seed), not both")
-        row_seeds = run.get("seeds", seeds)
-        sweep = run.get("sweep") or {}
-        combos = [{}]
-        for key, values in sweep.items():
-            if not isinstance(values, list) or not values:
-                raise ValueError(f"config key methods[{i}].sweep.{key} must be a non-empty list")
-            combos = [{**c, key: v} for c in combos for v in values]
-        for combo in combos:
-            variant = run["variant"] + "".join(f"-{k}{v}" for k, v in combo.items())
-            entry = {"method": run["method"], "variant": variant, "row": variant, "_index": i, "seed": run.get("seed"),
-                     "params": {**(run.get("params") or {}), **combo}, "train": run.get("train", {})}
-            if row_seeds and entry["seed"] is None and _seeded(entry):
-                runs += [{**entry, "variant": variant + seed_suffix(s, base_seed), "seed": s,
-                          "seed_suffix": seed_suffix(s, base_seed)} for s in row_seeds]
-            else:
-                runs.append(entry)
-    return runs
+    names = set()
+    for aspect, suites in config["evaluation"]["versatility"]["suites"].items():
+        for name in suites:
+            try:
+                names.add(resolve_task_name(name, Path(root) / "evaluators" / "tasks"))
+            except ValueError as err:
+                raise ValueError(f"config key evaluation.versatility.suites.{aspect}: {err}") from err
+    return names
 
 
-SEED_PREFIX = "-seed"
+def unused_limits(config: dict, root: str | Path = ".") -> list[str]:
+    """The suites ``evaluation.versatility.limit`` caps that no aspect runs (an overlay cannot drop a key of the
+    base config's mapping: Snakemake merges mappings, so a swapped suite leaves its limit behind)."""
+    limit = config["evaluation"]["versatility"].get("limit")
+    if not isinstance(limit, dict):
+        return []
+    run, unused = _suite_names(config, root), []
+    for name in limit:
+        try:
+            short = resolve_task_name(name, Path(root) / "evaluators" / "tasks")
+        except ValueError as err:
+            raise ValueError(f"config key evaluation.versatility.limit.{name}: {err}") from err
+        if short not in run:
+            unused.append(name)
+    return sorted(unused)
 
 
-def _seeded(run: dict) -> bool:
-    """Runs whose result depends on the training seed: trained ones and combinations of trained ones."""
-    return get_method(run["method"]).kind != "reference"
-
-
-def configured_runs(config: dict) -> list[dict]:
-    """Every configured row of the table (sweeps and seeds expanded)."""
-    return expand_runs(config["methods"], config.get("seeds"), config.get("seed"))
-
-
-def run_sources(config: dict, method: str, variant: str) -> list[tuple[str, str]]:
-    """(method, variant) of the checkpoints a post-hoc run combines, seeded like the run itself."""
-    run = run_entry(config, method, variant)
-    suffix = run.get("seed_suffix", "")
-    return [(m, v + suffix) for m, v in get_method(method).from_params(run.get("params")).sources()]
-
-
-def run_entry(config: dict, method: str, variant: str) -> dict:
-    """A configured run, or a tree-search trial (``coarse_only`` / ``node.<modules>.<layers>``)."""
-    node = node_from_variant(variant)
-    if node is not None and method == SEARCH_TRIAL_METHOD:
-        return {"method": method, "variant": variant, "row": variant, "seed": None,
-                "params": {"layers": node.layers, "modules": node.modules}}
-    for run in configured_runs(config):
-        if run["method"] == method and run["variant"] == variant:
-            return run
-    raise KeyError(f"no run {method}/{variant} in config key methods")
-
-
-def trial_variant(config: dict, node: Node) -> str:
-    """The run that trains a tree-search trial's region.
-
-    A configured ``coarse_only`` row with exactly the node's region (same resolved params, no per-row
-    ``train`` override, unseeded) trains what the trial would, so the trial is that row and the DAG
-    trains the region once; otherwise the trial is its own run ``node.<modules>.<layers>``.
-    """
-    method = get_method(SEARCH_TRIAL_METHOD)
-    want = method.from_params({"layers": node.layers, "modules": node.modules}).describe()
-    for run in configured_runs(config):
-        if (run["method"] == SEARCH_TRIAL_METHOD and run["seed"] is None and not run.get("train")
-                and method.from_params(run["params"]).describe() == want):
-            return run["variant"]
-    return node_variant(node)
-
-
-def reference_variant(config: dict, method: str) -> str:
-    """The variant of the single configured run of ``method`` (e.g. the ``original`` reference)."""
-    variants = [r["variant"] for r in configured_runs(config) if r["method"] == method]
-    if len(variants) != 1:
-        raise ValueError(f"config key methods: need exactly one {method!r} run as reference, found {variants}")
-    return variants[0]
-
-
-def method_for(config: dict, method: str, variant: str):
-    """The configured method instance of a run."""
-    return get_method(method).from_params(run_entry(config, method, variant).get("params"))
+def versatility_view(config: dict, root: str | Path = ".") -> dict:
+    """Config key ``evaluation.versatility`` as a run depends on it: the limits of suites no aspect runs left out."""
+    vers = dict(config["evaluation"]["versatility"])
+    dropped = set(unused_limits(config, root))
+    if dropped:
+        vers["limit"] = {k: v for k, v in vers["limit"].items() if k not in dropped}
+    return vers
 
 
 def run_config(config: dict, model: str, task: str, method: str, variant: str, root: str | Path = ".") -> dict:
@@ -295,7 +138,7 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
         "speciality": {**config["evaluation"]["speciality"], "evaluator": task_spec["evaluator"],
                        "max_new_tokens": task_spec.get("max_new_tokens",
                                                        config["evaluation"]["speciality"]["max_new_tokens"])},
-        "versatility": config["evaluation"]["versatility"],
+        "versatility": versatility_view(config, root),
         "drift": config["evaluation"]["drift"],
     }
     if instance.kind == "trained":
@@ -315,15 +158,14 @@ def resolve_region(cfg: dict, chosen: dict, where: str) -> dict:
     ident = f"{cfg['method']}/{cfg['variant']}"
     if not cfg.get("from_search"):
         raise ValueError(f"{ident}: not a from_search row; only those take the search's chosen region")
-    node = chosen["chosen"]
+    region = Region.from_record(chosen["chosen"], where=where)
     load_plugins(cfg.get("plugins", []))
     try:
-        instance = get_method(cfg["method"]).from_params(
-            {**cfg["params"], "layers": node["layers"], "modules": node["modules"]}, where=f"{ident}.params")
+        instance = get_method(cfg["method"]).from_params({**cfg["params"], **region.params}, where=f"{ident}.params")
     except ValueError as err:
-        raise ValueError(f"{where}: the chosen region (layers={node['layers']!r}, modules={node['modules']!r}) "
+        raise ValueError(f"{where}: the chosen region (layers={region.layers!r}, modules={region.modules!r}) "
                          f"does not fit {ident}: {err}") from err
-    return json.loads(json.dumps({**cfg, "params": instance.describe(), "region": node["node"]}))
+    return json.loads(json.dumps({**cfg, "params": instance.describe(), "region": region.id}))
 
 
 EVAL_KEYS = ("speciality", "versatility", "drift")
@@ -363,7 +205,7 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
         return cfg if kind == "run" else train_view(cfg)
     if kind == "data":
         spec = config_tasks(config, root)[key]
-        return {"task": key, "n_train": task_size(config, spec, "n_train"),
+        return {"task": key, "spec": spec, "n_train": task_size(config, spec, "n_train"),
                 "n_test": task_size(config, spec, "n_test"), "seed": config["seed"]}
     if kind == "importance":
         return {"model": parts[0], "task": parts[1], **config["importance"], "seed": config["seed"],

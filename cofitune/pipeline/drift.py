@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from cofitune.pipeline.evaluate import continuation_logits
+from cofitune.core.scoring import continuation_logits
 
 
 @torch.no_grad()

@@ -8,9 +8,12 @@ import resource
 import subprocess
 from pathlib import Path
 
+from cofitune import repo
+from cofitune.pipeline.fingerprint import fingerprint
+
 PACKAGES = ("cofitune", "torch", "transformers", "lm_eval", "datasets", "pandas", "snakemake", "peft",
             "accelerate", "gguf", "nltk")
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo.ROOT
 
 
 def package_versions() -> dict[str, str | None]:
@@ -36,7 +39,8 @@ def git_state(repo: Path = REPO) -> dict[str, str | bool | None]:
 
 
 def code_sha256(root: Path = REPO) -> str:
-    """One hash over the method and evaluator sources, so an uncommitted edit is visible in every result."""
+    """One hash over the method and evaluator sources byte for byte, so an uncommitted edit is visible in every
+    result. A witness only: what gates stored numbers is the numerics fingerprint (:mod:`.fingerprint`)."""
     import hashlib
 
     h = hashlib.sha256()
@@ -68,5 +72,5 @@ def device_info() -> dict:
 def collect(**extra) -> dict:
     """The ``meta`` block of a results file."""
     return {"versions": package_versions(), "git": git_state(), "code_sha256": code_sha256(),
-            "device": device_info(),
+            "fingerprint": fingerprint(REPO), "device": device_info(),
             "peak_rss_mb": round(peak_rss_mb(), 1), **extra}

@@ -5,19 +5,23 @@ The tree itself (nodes, children, selection by a criterion) is :mod:`cofitune.co
 
 from __future__ import annotations
 
-from cofitune.core.search import SEARCH_TRIAL_METHOD, Node, all_nodes, children, criterion_key, eligible_nodes, select
-from cofitune.reporting.stats import UNI_DEFAULT, uni_score
+from cofitune.core.region import Region
+from cofitune.core.search import SEARCH_TRIAL_METHOD, all_nodes, children, criterion_key, eligible_nodes, select
+from cofitune.stats import UNI_DEFAULT, uni_score
 
 
-def trial_node(metrics: dict, where: str) -> Node:
+def trial_node(metrics: dict, where: str) -> Region:
     """The region a trial's ``metrics.json`` (read from ``where``) trained: its coarse_only params."""
     run = metrics["run"]
+    ident = f"{run['method']}/{run['variant']}"
     if run["method"] != SEARCH_TRIAL_METHOD:
-        raise ValueError(f"{where}: run {run['method']}/{run['variant']} is not a "
-                         f"{SEARCH_TRIAL_METHOD} search trial")
-    node = Node(run["params"].get("layers"), run["params"].get("modules"))
+        raise ValueError(f"{where}: run {ident} is not a {SEARCH_TRIAL_METHOD} search trial")
+    try:
+        node = Region.from_params(run["params"])
+    except ValueError as err:
+        raise ValueError(f"{where}: run {ident} trained no grid node: {err}") from None
     if node not in all_nodes():
-        raise ValueError(f"{where}: run {run['method']}/{run['variant']} trained {node}, no grid node")
+        raise ValueError(f"{where}: run {ident} trained {node or run['params']}, no grid node")
     return node
 
 
@@ -27,7 +31,7 @@ def node_scores(metrics: dict, uni: dict[str, float] | None = None) -> dict:
     return {"spec": m["spec"], "vers": m["vers"], "uni": uni_score(m["spec"], m["vers"], uni)}
 
 
-def decision_margin(best: dict, eligible: list[dict], trials: dict[Node, dict], key: str,
+def decision_margin(best: dict, eligible: list[dict], trials: dict[Region, dict], key: str,
                     uni: dict[str, float] | None = None, n_boot: int = 1000, seed: int = 1234) -> dict | None:
     """How far the chosen node leads the runner-up on the criterion's score, with a paired-bootstrap 95% CI.
 
@@ -35,7 +39,7 @@ def decision_margin(best: dict, eligible: list[dict], trials: dict[Node, dict], 
     ties). ``within_noise`` is true when the CI of the lead reaches 0: the decision is not resolved by
     the test sets' size. None when no other node was eligible.
     """
-    from cofitune.reporting.measures import compare_rows, record
+    from cofitune.stats.measures import compare_rows, record
 
     others = [s for s in eligible if s["node"] != best["node"]]
     if not others:
@@ -48,7 +52,7 @@ def decision_margin(best: dict, eligible: list[dict], trials: dict[Node, dict], 
             "within_noise": c.verdict == "undecided", "mde": c.mde, "items_needed": c.items_needed}
 
 
-def _decide(nodes: list[Node], trials: dict[Node, dict], original: dict, criterion: str,
+def _decide(nodes: list[Region], trials: dict[Region, dict], original: dict, criterion: str,
             min_vers_pct: float | None, uni: dict[str, float] | None) -> tuple[list[dict], dict | None, dict | None]:
     """Score ``nodes`` (in order), select one, and measure its margin: (visited, best, margin)."""
     scores = [{"node": n, **node_scores(trials[n], uni)} for n in nodes]
@@ -58,15 +62,11 @@ def _decide(nodes: list[Node], trials: dict[Node, dict], original: dict, criteri
     if best is not None:
         margin = decision_margin(best, eligible_nodes(scores, criterion, vers_ref, min_vers_pct), trials,
                                  criterion_key(criterion), uni)
-    visited = [{**{k: v for k, v in s.items() if k != "node"}, **_node_record(s["node"])} for s in scores]
+    visited = [{**{k: v for k, v in s.items() if k != "node"}, **s["node"].record()} for s in scores]
     return visited, best, margin
 
 
-def _node_record(node: Node) -> dict:
-    return {"node": node.id, "layers": node.layers, "modules": node.modules}
-
-
-def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: dict, *, criterion: str,
+def decide_level(level: int, parent: Region, trials: dict[Region, dict], original: dict, *, criterion: str,
                  min_vers_pct: float | None, order: str, uni: dict[str, float] | None = None) -> dict:
     """The decision record of one tree level: every visited node's scores, the chosen child and its margin.
 
@@ -81,11 +81,11 @@ def decide_level(level: int, parent: Node, trials: dict[Node, dict], original: d
     return {
         "level": level, "parent": parent.id, "criterion": criterion, "min_vers_pct": min_vers_pct,
         "order": order, "uni_weights": uni or UNI_DEFAULT, "stopped": best is None, "visited": visited,
-        "chosen": _node_record(best["node"] if best else parent), "margin": margin,
+        "chosen": (best["node"] if best else parent).record(), "margin": margin,
     }
 
 
-def decide_grid(trials: dict[Node, dict], original: dict, *, criterion: str, min_vers_pct: float | None,
+def decide_grid(trials: dict[Region, dict], original: dict, *, criterion: str, min_vers_pct: float | None,
                 uni: dict[str, float] | None = None) -> dict:
     """The exhaustive search's decision over the full grid (8 ranges x 3 module sets)."""
     grid = all_nodes()
@@ -95,5 +95,5 @@ def decide_grid(trials: dict[Node, dict], original: dict, *, criterion: str, min
     if best is None:
         raise ValueError(f"criterion {criterion} (min_vers_pct={min_vers_pct}) rejects every grid node")
     return {"mode": "exhaustive", "criterion": criterion, "min_vers_pct": min_vers_pct,
-            "uni_weights": uni or UNI_DEFAULT, "visited": visited, "chosen": _node_record(best["node"]),
+            "uni_weights": uni or UNI_DEFAULT, "visited": visited, "chosen": best["node"].record(),
             "margin": margin}

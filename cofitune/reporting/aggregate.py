@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cofitune.core.methods import describe_setting
 from cofitune.pipeline.artifacts import read_metrics, read_run_config
 from cofitune.pipeline.io import atomic_write_text
-from cofitune.reporting import stats
-from cofitune.reporting.measures import MEASURES, compare_rows, strata, variance_split
+from cofitune.reporting import verdicts
 from cofitune.reporting.references import reference_row
-from cofitune.reporting.stats import uni_score
+from cofitune.stats.measures import MEASURES, compare_rows, strata, variance_split
+from cofitune.stats import uni_score
 
 KEYS = ["model", "task", "method", "variant"]
 REFERENCES = ("original", "full_sft")
@@ -51,8 +52,8 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     row = {"model": first["model"], "task": first["task"], "method": first["method"],
            # files written before `seeds` existed have no `row`: each run is its own row
            "variant": first.get("row", first["variant"]),
-           # unset options (None: e.g. LoRA on every layer) are left out rather than printed as "None"
-           "setting": ";".join(f"{k}={v}" for k, v in sorted((first.get("params") or {}).items()) if v is not None),
+           # in words, as the method says it (ffn@bottom2, update mask); the params themselves are in the run files
+           "setting": describe_setting(first["method"], first.get("params")),
            "seeds": len(runs), "seed_list": ";".join(str(r["run"]["seed"]) for r in runs)}
     spec = [m["spec"] for m in mets]
     vers = [m["vers"] for m in mets]
@@ -143,15 +144,8 @@ def comparison_columns() -> list[str]:
 def _fill_comparisons(df: pd.DataFrame, group: pd.DataFrame, reference: pd.Series, name: str,
                       uni: dict | None) -> None:
     """Every row of one block against one reference on every measure, Holm-corrected as one family."""
-    cells = []
-    for i in group.index:
-        if i == reference.name:
-            continue
-        for measure in MEASURES:
-            c = compare_rows(df.at[i, "_record"], reference["_record"], measure, df.at[i, "_record"]["aspects"], uni)
-            if c is not None:
-                cells.append((i, measure, c))
-    for (i, measure, _), c in zip(cells, stats.correct_family([c for _, _, c in cells])):
+    rows = {i: df.at[i, "_record"] for i in group.index if i != reference.name}
+    for (i, measure), c in verdicts.compare_block(rows, reference["_record"], MEASURES, uni=uni).items():
         base = f"d{measure}_vs_{name}"
         df.at[i, base] = c.delta
         for f in COMPARISON_FIELDS:
@@ -159,24 +153,11 @@ def _fill_comparisons(df: pd.DataFrame, group: pd.DataFrame, reference: pd.Serie
                 "" if f == "verdict" else math.nan)
 
 
-def verdict_cell(row: pd.Series, measure: str, reference: str, digits: int = 2) -> str:
-    """``-3.38 [-6.80, -0.30] worse`` or ``... undecided (MDE 4.1; n≈620)``; ``–`` where not measured."""
+def comparison_of(row: pd.Series, measure: str, reference: str) -> dict:
+    """A row's comparison with a reference on a measure, as its columns hold it (the fields of
+    :func:`cofitune.reporting.verdicts.cell`)."""
     base = f"d{measure}_vs_{reference}"
-    value = row.get(base)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    d = 4 if measure == "Drift" else digits
-    text = f"{value:+.{d}f} [{row[base + '_lo']:.{d}f}, {row[base + '_hi']:.{d}f}] {row[base + '_verdict']}"
-    if row[base + "_verdict"] != "undecided":
-        return text
-    need = row[base + "_items_needed"]
-    settle = (f"n≈{int(need)}" if not math.isnan(need) else "no difference observed" if value == 0
-              else "items alone cannot settle it")
-    if row[base + "_lo"] > 0 or row[base + "_hi"] < 0:  # the CI alone would decide; the family correction does not
-        settle = f"Holm p {row[base + '_p_adjusted']:.2f}; {settle}"
-    if row["seeds"] > 1 and not math.isnan(row[base + "_seeds_needed"]):
-        settle += f" or {int(row[base + '_seeds_needed'])} seeds"
-    return f"{text} (MDE {row[base + '_mde']:.{d}g}; {settle})"
+    return {"delta": row.get(base), **{f: row.get(f"{base}_{f}") for f in COMPARISON_FIELDS}, "seeds": row["seeds"]}
 
 
 def best_rows(block: pd.DataFrame) -> dict[str, set]:
@@ -193,7 +174,7 @@ def _cell(row: pd.Series, col: str, with_ci: bool) -> str:
     value = row[col]
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    digits = 4 if col == "Drift" else 2
+    digits = verdicts.measure_digits(col)
     text = f"{value:.{digits}f}"
     std = row.get(f"{col}_std")
     if std is not None and not math.isnan(std):
@@ -251,7 +232,7 @@ def seed_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]
         for _, row in block.iterrows():
             cells = []
             for m in MEASURES:
-                d = 4 if m == "Drift" else 2
+                d = verdicts.measure_digits(m)
                 s_, i_ = row[f"{m}_sd_seed"], row[f"{m}_sd_item"]
                 cells.append("–" if math.isnan(s_) else f"{s_:.{d}f} / {i_:.{d}f}")
             rows.append([f"{row.method}/{row.variant}", str(row.seeds), *cells])
@@ -264,7 +245,8 @@ def comparison_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[
     header = ["Method", *[f"{m} vs {r}" for r in REFERENCES for m in MEASURES]]
     out = []
     for (task, model), block in df.groupby(["task", "model"], sort=False):
-        rows = [[f"{row.method}/{row.variant}", *[verdict_cell(row, m, r) for r in REFERENCES for m in MEASURES]]
+        rows = [[f"{row.method}/{row.variant}", *[verdicts.cell(comparison_of(row, m, r), verdicts.measure_digits(m))
+                                                  for r in REFERENCES for m in MEASURES]]
                 for _, row in block.iterrows() if row.method != "original"]
         out.append((f"{task} · {model}: comparisons", header, rows))
     return out

@@ -3,8 +3,10 @@
 A *suite* is a pipeline config (``config/bench/<suite>.yaml``) plus a ``bench`` section: the stored
 reference row and one gate per metric. ``python tools/bench.py --suite S --refresh`` runs the suite's methods
 and stores their ``metrics.json`` under ``results/baselines/<suite>/`` (:func:`store_baselines`; on purpose,
-never implicitly); ``python tools/bench.py --suite S --method NAME`` adds one row to the suite
-(:func:`candidate_overlay`) and builds the DAG's ``bench_verdict`` target (``rules/bench.smk``), whose job is
+never implicitly), keyed by the numerics fingerprint (:mod:`cofitune.pipeline.fingerprint`): a stored baseline is
+refused only when the code that determines the numbers changed, naming the part (:func:`check_fresh`).
+``python tools/bench.py --suite S --method NAME`` adds one row to the suite (:func:`candidate_overlay`) and
+builds the DAG's ``bench_verdict`` target (``rules/bench.smk``), whose job is
 :func:`gate`: per metric the new value, the stored baseline, the difference with its paired 95% bootstrap CI,
 the gate and pass/fail with a readable reason. The gate logic is :func:`compare`, a pure function. The verdict
 also says where the new row stands among every stored baseline of the suite (:func:`standing`: its rank by Uni,
@@ -15,19 +17,23 @@ and its paired differences with each, Holm-corrected). This module never runs Sn
 from __future__ import annotations
 
 import json
+import functools
 import math
 import time
 from pathlib import Path
 
 import yaml
 
+from cofitune import repo
 from cofitune.pipeline import paths
 from cofitune.pipeline.artifacts import read_metrics
+from cofitune.pipeline.fingerprint import changed_parts, fingerprint
 from cofitune.pipeline.io import atomic_write_text, read_json, sha256_text, write_json
-from cofitune.reporting import stats
-from cofitune.reporting.measures import compare_rows, measure_stat, record, value
+from cofitune import stats
+from cofitune.reporting import verdicts
+from cofitune.stats.measures import compare_rows, measure_stat, record, value
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = repo.ROOT
 #: the stored baselines of every suite, ``<suite>/...`` (committed)
 BASELINES = ROOT / "results" / "baselines"
 #: gate metric -> the measure it compares (``aspect:<name>`` compares that aspect's Vers)
@@ -107,12 +113,12 @@ def standing(new: dict, stored: dict[str, dict], n_boot: int = 1000, seed: int =
     """Where a new run stands among stored baselines of its (model, task) (``{"method/variant": metrics}``): its
     rank by Uni, and per stored row its Uni, Spec, Vers with the paired difference (new - stored), 95% CI and
     verdict, Holm-corrected over all of them as one family."""
-    rec, aspects = record(new), new["metrics"]["aspects_tasks"]
-    cells = [(name, measure, c) for name, m in stored.items() for measure in STANDING_MEASURES
-             if (c := compare_rows(rec, record(m), measure, aspects, n_boot=n_boot, seed=seed)) is not None]
+    found = verdicts.compare_block({name: record(m) for name, m in stored.items()}, record(new), STANDING_MEASURES,
+                                   aspects=new["metrics"]["aspects_tasks"], reference_first=True, n_boot=n_boot,
+                                   seed=seed)
     rows = {name: {"row": name, **{ms: value(m, ms) for ms in STANDING_MEASURES}, "vs_new": {}}
             for name, m in stored.items()}
-    for (name, measure, _), c in zip(cells, stats.correct_family([c for _, _, c in cells])):
+    for (name, measure), c in found.items():
         rows[name]["vs_new"][measure] = {"delta": c.delta, "lo": c.lo, "hi": c.hi, "verdict": c.verdict,
                                          "p_adjusted": c.p_adjusted}
     uni = value(new, "Uni")
@@ -125,9 +131,7 @@ def _standing_markdown(st: dict) -> list[str]:
            f"Uni** ({st['Uni']:.2f}). New minus stored, paired 95% CI, Holm-corrected over the table:", "",
            "| stored row | Uni | Spec | Vers | Uni diff | Spec diff | Vers diff |", "|---|---|---|---|---|---|---|"]
     for r in st["rows"]:
-        diffs = [r["vs_new"].get(m) for m in STANDING_MEASURES]
-        cells = ["–" if d is None else f"{d['delta']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] {d['verdict']}"
-                 for d in diffs]
+        cells = [verdicts.cell(r["vs_new"].get(m) or {}) for m in STANDING_MEASURES]
         out.append(f"| {r['row']} | {r['Uni']:.2f} | {r['Spec']:.2f} | {r['Vers']:.2f} | {' | '.join(cells)} |")
     return out + [""]
 
@@ -143,6 +147,11 @@ def _point_args(metric: str, new: dict):
     return {k: data[k] for k in keys if k in data}, stat
 
 
+def _gate_difference(entry: dict) -> str:
+    """A gate's ``diff [95% CI]`` (its verdict has a column of its own)."""
+    return verdicts.difference({"delta": entry["diff"], "lo": entry["ci95"][0], "hi": entry["ci95"][1]}, 3)
+
+
 def to_markdown(verdict: dict) -> str:
     out = [f"# bench verdict: {verdict['method']}/{verdict['variant']} on suite {verdict['suite']}: "
            f"**{'PASS' if verdict['passed'] else 'FAIL'}**", "",
@@ -153,7 +162,7 @@ def to_markdown(verdict: dict) -> str:
                 "|---|---|---|---|---|---|---|---|"]
         for e in block["metrics"]:
             out.append(f"| {e['metric']} ({e['better']} is better) | {e['new']:.3f} | {e['baseline']:.3f} | "
-                       f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] | {e['verdict']} | {e['test']}, "
+                       f"{_gate_difference(e)} | {e['verdict']} | {e['test']}, "
                        f"max drop {e['max_drop']:g} | {e['detectable']:.3g} | {'pass' if e['passed'] else '**FAIL**'} |")
         failed = [e["reason"] for e in block["metrics"] if not e["passed"]]
         out += [""] + [f"- FAIL: {r}" for r in failed] + ([""] if failed else [])
@@ -214,44 +223,76 @@ def reference_files(bench_cfg: dict, models: list[str], tasks: list[str]) -> lis
     return [baseline_file(bench_cfg["baselines"], m, t, ref["method"], ref["variant"]) for m in models for t in tasks]
 
 
-def store_baselines(suite: str, metrics: list[str | Path], baselines_root: Path = BASELINES) -> Path:
-    """Store the suite's metrics files as its frozen baselines (``<baselines_root>/<suite>/``, MANIFEST.json)."""
+def store_baselines(suite: str, metrics: list[str | Path], baselines_root: Path = BASELINES,
+                    current: dict | None = None) -> Path:
+    """Store the suite's metrics files as its frozen baselines (``<baselines_root>/<suite>/``, MANIFEST.json),
+    keyed by the numerics fingerprint (``current``, default: this checkout's) that every one of them must carry.
+
+    Raises:
+        ValueError: a metrics file made by other numerics code (an output a refresh did not rerun), naming it.
+    """
     name, path, _ = load_suite(suite)
+    current = current or checkout_fingerprint()
     out = Path(baselines_root) / name
     files = []
     for source in metrics:
         m = read_metrics(source)
+        if problem := _other_numerics(source, m["meta"].get("fingerprint"), current, "metrics file"):
+            raise ValueError(f"{problem}; not stored: delete it (or the refresh's workdir) and refresh again")
         run = m["run"]
         dest = baseline_file(out, run["model"], run["task"], run["method"], run["variant"])
         write_json(dest, m)
         files.append(str(dest.relative_to(out)))
     write_json(out / "MANIFEST.json", {"suite": name, "suite_sha256": sha256_text(path.read_text()),
                                        "refreshed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                       "git": m["meta"]["git"], "files": sorted(files)})
+                                       "git": m["meta"]["git"], "fingerprint": current, "files": sorted(files)})
     return out
 
 
-def check_fresh(base_path: Path, suite: str) -> None:
-    """Refuse a stored baseline produced by other code than this checkout's: its numbers may be stale."""
-    from cofitune.pipeline.provenance import code_sha256
-
-    stored = read_metrics(base_path)["meta"].get("code_sha256")
-    current = code_sha256()
-    if stored != current:
-        raise ValueError(f"{base_path}: the stored baseline was produced by other code (code_sha256 {str(stored)[:12]}, "
-                         f"this checkout {current[:12]}): its numbers may be stale. Refresh it with "
-                         f"`python tools/bench.py --suite {suite} --refresh`")
+@functools.cache
+def checkout_fingerprint() -> dict:
+    """This checkout's numerics fingerprint (:func:`cofitune.pipeline.fingerprint.fingerprint`), once a process."""
+    return fingerprint(ROOT)
 
 
-def check_baselines(suite: str, cfg: dict, baselines: Path) -> None:
-    """Before any job runs: the suite has stored baselines, its reference is among them, made by this code."""
-    if not (Path(baselines) / "MANIFEST.json").is_file():
+def _other_numerics(where, stored: dict | None, current: dict, what: str = "stored baseline") -> str | None:
+    """Why ``what`` at ``where``, of fingerprint ``stored``, was made by other numerics code than ``current``
+    (None: it was not)."""
+    if not stored:
+        return (f"{where}: {what} without a numerics fingerprint (written before baselines were keyed by it; "
+                f"its meta.code_sha256 gates nothing)")
+    if stored.get("sha256") == current["sha256"]:
+        return None
+    parts = ", ".join(changed_parts(stored, current)) or "none (the fingerprint's format changed)"
+    return (f"{where}: {what} made with other numerics code (fingerprint {str(stored.get('sha256'))[:12]}, "
+            f"this checkout {current['sha256'][:12]}): parts changed: {parts}")
+
+
+def check_fresh(base_path: Path, suite: str, current: dict | None = None) -> None:
+    """Refuse a stored baseline whose numerics fingerprint (``meta.fingerprint``) is not ``current`` (default:
+    this checkout's, :func:`cofitune.pipeline.fingerprint.fingerprint`), naming the parts that changed: its
+    numbers may be stale. Docstrings, comments, plots and tables do not count."""
+    problem = _other_numerics(base_path, read_metrics(base_path)["meta"].get("fingerprint"),
+                              current or checkout_fingerprint())
+    if problem:
+        raise ValueError(f"{problem}; refresh with `python tools/bench.py --suite {suite} --refresh`")
+
+
+def check_baselines(suite: str, cfg: dict, baselines: Path, current: dict | None = None) -> None:
+    """Before any job runs: the suite has stored baselines, its reference is among them, and they were made by
+    this checkout's numerics code (the MANIFEST's fingerprint and each reference's; ``current``: default this
+    checkout's)."""
+    manifest = Path(baselines) / "MANIFEST.json"
+    if not manifest.is_file():
         raise FileNotFoundError(f"no stored baselines for suite {suite!r} in {baselines}: run "
                                 f"`python tools/bench.py --suite {suite} --refresh` first")
+    current = current or checkout_fingerprint()
+    if problem := _other_numerics(manifest, read_json(manifest).get("fingerprint"), current):
+        raise ValueError(f"{problem}; refresh with `python tools/bench.py --suite {suite} --refresh`")
     for base_path in reference_files({**cfg["bench"], "baselines": baselines}, cfg["models"], cfg["tasks"]):
         if not base_path.is_file():
             raise FileNotFoundError(f"stored baseline missing: {base_path} (refresh suite {suite!r})")
-        check_fresh(base_path, suite)
+        check_fresh(base_path, suite, current)
 
 
 def candidate_overlay(suite: str, method: str, *, variant: str, params: dict, train: dict, seed: int | None,

@@ -13,13 +13,16 @@ import math
 
 import pandas as pd
 
-from cofitune.reporting import stats
-from cofitune.reporting.measures import compare_rows, measure_stat
+from cofitune import stats
+from cofitune.core.region import Region
+from cofitune.reporting import verdicts
+from cofitune.stats.measures import compare_rows, measure_stat
 
 VERS_MEASURES = ("Vers", "VersP", "Drift")
 SPEC_SHARE = 0.9  # C3: CoFiTune keeps at least this share of Full SFT's Spec
 EQUIV_MARGIN = {"Vers": 1.0, "VersP": 1.0}  # C6: score points; Drift: 10% of the coarse-only row's drift
 DRIFT_EQUIV_SHARE = 0.1
+PAPER_REGION = Region("bottom2", "ffn")  # C4: FFN in (N/4, N/2]
 
 CLAIMS = {
     "C1": ("paper", "Full SFT loses versatility", "worse"),
@@ -30,16 +33,15 @@ CLAIMS = {
     "C6": ("project", "under AdamW a grad-target soft mask is equivalent to coarse-only (same region)", "equivalent"),
 }
 COLUMNS = ["model", "task", "claim", "source", "statement", "comparison", "measure", "expected", "effect", "lo",
-           "hi", "verdict", "status", "p_adjusted", "mde", "items_needed", "seeds", "items", "note"]
+           "hi", "verdict", "status", "p_adjusted", "mde", "items_needed", "seeds_needed", "seeds", "items", "note"]
 
 
 def _name(row: pd.Series) -> str:
     return f"{row.method}/{row.variant}"
 
 
-def _region(row: pd.Series) -> tuple:
-    p = row["_record"]["params"]
-    return p.get("layers"), p.get("modules")
+def _region(row: pd.Series) -> Region | None:
+    return Region.from_params(row["_record"]["params"])
 
 
 def _status(expected: str, verdict: str) -> str:
@@ -56,7 +58,8 @@ def _entry(block: pd.Series, claim: str, comparison: str, measure: str, c: stats
     if c is None:
         return {**base, "status": "not tested", "verdict": "", "note": note or f"{measure} not measured"}
     return {**base, "effect": c.delta, "lo": c.lo, "hi": c.hi, "verdict": c.verdict,
-            "p_adjusted": c.p_adjusted, "mde": c.mde, "items_needed": c.items_needed, "seeds": c.seeds,
+            "p_adjusted": c.p_adjusted, "mde": c.mde, "items_needed": c.items_needed,
+            "seeds_needed": c.seeds_needed, "seeds": c.seeds,
             "items": c.items, "_c": c}
 
 
@@ -93,15 +96,15 @@ def _block_claims(block: pd.DataFrame, uni: dict | None) -> list[dict]:
                               cmp(row, full, "Spec", rec_b=_scaled_spec(full, SPEC_SHARE))))
     else:
         out += [_missing(first, "C2", "full_sft, cofitune"), _missing(first, "C3", "full_sft, cofitune")]
-    paper_node = [r for r in coarse if _region(r) == ("bottom2", "ffn")]
-    others = [r for r in coarse if _region(r) != ("bottom2", "ffn")]
+    paper_node = [r for r in coarse if _region(r) == PAPER_REGION]
+    others = [r for r in coarse if _region(r) != PAPER_REGION]
     if paper_node and others:
         stat, _ = measure_stat("Uni", aspects, uni)
         best = max(others, key=lambda r: stats.point({k: v for k, v in r["_record"]["data"].items()}, stat))
         out.append(_entry(first, "C4", f"{_name(paper_node[0])} vs best other coarse node {_name(best)}", "Uni",
                           cmp(paper_node[0], best, "Uni"), note=f"{len(others) + 1} coarse nodes in the run"))
     else:
-        out.append(_missing(first, "C4", "coarse_only at ffn@bottom2 and at other regions (the search grid)"))
+        out.append(_missing(first, "C4", f"coarse_only at {PAPER_REGION} and at other regions (the search grid)"))
     pairs = [(r, c) for r in cofi for c in coarse if _region(r) == _region(c)]
     for r, c in pairs:
         out += [_entry(first, "C5", f"{_name(r)} vs {_name(c)}", m, cmp(r, c, m)) for m in VERS_MEASURES]
@@ -133,9 +136,10 @@ def build_claims(table: pd.DataFrame, uni: dict | None = None) -> pd.DataFrame:
     rows = []
     for _, block in table.groupby(["task", "model"], sort=False):
         entries = _block_claims(block, uni)
-        family = [e for e in entries if "_c" in e]
-        for e, c in zip(family, stats.correct_family([e["_c"] for e in family])):
-            e.update(verdict=c.verdict, p_adjusted=c.p_adjusted, status=_status(e["expected"], c.verdict))
+        family = verdicts.holm_family({n: e["_c"] for n, e in enumerate(entries) if "_c" in e})
+        for n, c in family.items():
+            entries[n].update(verdict=c.verdict, p_adjusted=c.p_adjusted,
+                              status=_status(entries[n]["expected"], c.verdict))
         for e in entries:
             e.pop("_c", None)
         rows += entries
@@ -146,26 +150,25 @@ NOTE = ("Each claim is tested as paired comparisons on this run's rows: effect =
         "95% CI (seeds, then items), Holm's correction over each block's directional comparisons. "
         "Drift: lower is better, so 'worse' means the row moved further from the original. C3 tests "
         f"Spec(CoFiTune) - {SPEC_SHARE} x Spec(Full SFT) > 0. C6 is an equivalence claim: supported when the CI "
-        "lies inside the stated margin. n needed: items per test set that would settle an undecided effect of "
-        "the observed size at 80% power.")
+        "lies inside the stated margin. An undecided difference says what would settle it: Holm's adjusted p where "
+        "the CI alone excludes 0, the minimum detectable effect, and the items per test set (or seeds) that would "
+        "detect the observed effect at 80% power.")
+
+
+def _difference(r: pd.Series) -> dict:
+    """A claim's comparison, as its columns hold it (the fields of :func:`cofitune.reporting.verdicts.cell`)."""
+    return {"delta": r.effect, **{f: r.get(f) for f in verdicts.CELL_FIELDS if f != "delta"}}
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
     out = ["# cofitune: claims", "", NOTE, ""]
-    header = ["Claim", "Comparison", "Measure", "Effect [95% CI]", "Verdict", "Status", "n needed", "Note"]
+    header = ["Claim", "Comparison", "Measure", "Effect [95% CI], verdict", "Status", "Note"]
     for (task, model), block in claims.groupby(["task", "model"], sort=False):
         out += [f"## {task} · {model}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for _, r in block.iterrows():
-            digits = 4 if r.measure == "Drift" else 2
-            effect = ("–" if pd.isna(r.effect) else
-                      f"{r.effect:+.{digits}f} [{r.lo:.{digits}f}, {r.hi:.{digits}f}]")
-            need = ("" if r.status != "undecided" else "no difference observed" if r.effect == 0
-                    else "∞ (items cannot)" if pd.isna(r.items_needed) else f"{int(r.items_needed)}")
             note = r.note if isinstance(r.note, str) else ""
-            if r.verdict == "undecided" and not pd.isna(r.lo) and (r.lo > 0 or r.hi < 0):
-                note = f"CI excludes 0, Holm p {r.p_adjusted:.2f}" + (f"; {note}" if note else "")
-            out.append(f"| {r.claim} ({r.source}): {r.statement} | {r.comparison} | {r.measure} | {effect} | "
-                       f"{r.verdict or '–'} | **{r.status}** | {need} | {note} |")
+            out.append(f"| {r.claim} ({r.source}): {r.statement} | {r.comparison} | {r.measure} | "
+                       f"{verdicts.cell(_difference(r), verdicts.measure_digits(r.measure))} | **{r.status}** | "
+                       f"{note} |")
         out.append("")
     return "\n".join(out)
-

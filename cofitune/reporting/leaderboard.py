@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from cofitune.pipeline.io import atomic_write_text
-from cofitune.reporting import stats
-from cofitune.reporting.measures import compare_rows
+from cofitune.reporting import verdicts
 from cofitune.reporting.references import reference_row
 
 #: the rows every other row is judged against (with their names in prose), and the measures of each verdict
@@ -30,23 +29,10 @@ def _verdicts(group: pd.DataFrame, ref: pd.Series | None, uni) -> dict[tuple, di
     decided by chance."""
     if ref is None:
         return {}
-    cells = []
-    for i, row in group.iterrows():
-        if i == ref.name:
-            continue
-        for measure in VERDICT_MEASURES:
-            c = compare_rows(row["_record"], ref["_record"], measure, row["_record"]["aspects"], uni)
-            if c is not None:
-                cells.append(((i, measure), c))
+    rows = {i: row["_record"] for i, row in group.iterrows() if i != ref.name}
     return {key: {"delta": c.delta, "lo": c.lo, "hi": c.hi, "p_adjusted": c.p_adjusted, "verdict": c.verdict,
-                  "settle": _settle(c)} for (key, _), c in zip(cells, stats.correct_family([c for _, c in cells]))}
-
-
-def _settle(c: stats.Comparison) -> str:
-    """What would settle an undecided cell; where the CI alone would decide it, the family correction did not."""
-    if c.verdict == "undecided" and (c.lo > 0 or c.hi < 0):
-        return f"Holm p {c.p_adjusted:.2f}; {c.settle_text()}"
-    return c.settle_text()
+                  "settle": verdicts.settle_text(c.as_dict())}
+            for key, c in verdicts.compare_block(rows, ref["_record"], VERDICT_MEASURES, uni=uni).items()}
 
 
 def _cost_of(row: pd.Series, ref_seeds: list) -> tuple[float, float]:
@@ -93,13 +79,15 @@ def build_leaderboard(table: pd.DataFrame, uni: dict[str, float] | None = None,
     return pd.DataFrame(rows)
 
 
-def _cell(row: pd.Series, measure: str, judge: str) -> str:
+def _fields(row: pd.Series, measure: str, judge: str) -> dict:
+    """A row's verdict against a judge, as its columns hold it."""
     base = f"{measure}_vs_{judge}"
-    if not isinstance(row.get(f"{base}_verdict"), str):
-        return "–"
-    text = (f"{row[base + '_delta']:+.2f} [{row[base + '_lo']:+.2f}, {row[base + '_hi']:+.2f}] "
-            f"{row[base + '_verdict']}")
-    return f"{text} ({row[base + '_settle']})" if row[base + "_settle"] else text
+    return {f: row.get(f"{base}_{f}") for f in ("delta", "lo", "hi", "verdict", "p_adjusted", "settle")}
+
+
+def _cell(row: pd.Series, measure: str, judge: str) -> str:
+    fields = _fields(row, measure, judge)
+    return verdicts.cell(fields, settle=fields["settle"])
 
 
 def _cost(row: pd.Series) -> str:
@@ -134,11 +122,10 @@ def to_markdown(board: pd.DataFrame) -> str:
 
 
 def _decided(block: pd.DataFrame, judge: str, measure: str, verdict: str) -> str:
-    base = f"{measure}_vs_{judge}"
-    hits = block[block[f"{base}_verdict"] == verdict] if f"{base}_verdict" in block else block.iloc[:0]
-    return "; ".join(f"{r.method}/{r.variant} {r[base + '_delta']:+.2f} [{r[base + '_lo']:+.2f}, "
-                     f"{r[base + '_hi']:+.2f}]" + (f", {r.seeds} seeds" if r.seeds > 1 else "")
-                     for _, r in hits.iterrows()) or "–"
+    column = f"{measure}_vs_{judge}_verdict"
+    hits = block[block[column] == verdict] if column in block else block.iloc[:0]
+    return "; ".join(f"{r.method}/{r.variant} {verdicts.difference(_fields(r, measure, judge))}"
+                     + (f", {r.seeds} seeds" if r.seeds > 1 else "") for _, r in hits.iterrows()) or "–"
 
 
 def verdicts_markdown(board: pd.DataFrame) -> str:

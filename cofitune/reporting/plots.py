@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cofitune.core.region import RECORD_KEYS, Region  # noqa: E402
 from cofitune.pipeline.artifacts import read_metrics, read_search_record  # noqa: E402
 from cofitune.pipeline.io import atomic_path  # noqa: E402
 
@@ -209,10 +210,11 @@ def _check_record(rec: Mapping, where: str, required: tuple[str, ...]) -> list[d
     for j, v in enumerate(rec["visited"]):
         if not isinstance(v, Mapping):
             raise ValueError(f"{where}: visited[{j}] must be a dict")
-        lack = [k for k in ("node", "layers", "modules", "spec", "vers") if k not in v]
+        lack = [k for k in (*RECORD_KEYS, "spec", "vers") if k not in v]
         if lack:
             raise ValueError(f"{where}: visited[{j}] missing key(s) {lack}")
-        visited.append({"node": str(v["node"]), "layers": str(v["layers"]), "modules": str(v["modules"]),
+        region = Region.from_record(v, where=f"{where}: visited[{j}]")
+        visited.append({"node": region.id, "region": region,
                         "spec": _finite(v["spec"], f"{where}: visited[{j}].spec"),
                         "vers": _finite(v["vers"], f"{where}: visited[{j}].vers")})
     ids = [v["node"] for v in visited]
@@ -237,7 +239,7 @@ def _group_by_modules(visited: list[dict]) -> list[tuple[str, list[dict]]]:
     """Grid nodes grouped by module set (each record's ``modules``), in first-seen order."""
     groups: dict[str, list[dict]] = {}
     for v in visited:
-        groups.setdefault(v["modules"], []).append(v)
+        groups.setdefault(v["region"].modules_text, []).append(v)
     return list(groups.items())
 
 
@@ -295,12 +297,12 @@ def search_plot(levels: list[dict] | dict, png: str | Path, svg: str | Path, *, 
                 ax.scatter([v["vers"] for v in members], [v["spec"] for v in members], c=f"C{k % 10}",
                            marker=MARKERS[k % len(MARKERS)], s=40, zorder=3, label=label)
             here = {v["node"]: (v["vers"], v["spec"]) for v in visited}
-            layers = {v["node"]: v["layers"] for v in visited}
+            layers = {v["node"]: v["region"].layers for v in visited}
             for node, point in here.items():
                 if known.get(node) != point:  # a node re-used at the same spot (level-3 parent) is labelled once
                     text = layers[node] if grid else node
                     ax.annotate(text, point, xytext=(4, 4), textcoords="offset points", fontsize=7)
-            chosen = str(rec["chosen"]["node"])
+            chosen = Region.parse(rec["chosen"]["node"]).id
             point = here.get(chosen) or (known.get(chosen) if not grid and rec["stopped"] else None)
             known.update(here)
             if point is None:

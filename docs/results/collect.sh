@@ -37,3 +37,4 @@ if [ -f "$DST/search/grid.json" ]; then
 fi
 .venv/bin/python -m cofitune plot-pareto --table "$DST/table.csv" --metrics "${metrics[@]}" --model smollm2-135m \
   --task squad --png "$DST/pareto.png" --svg "$DST/pareto.svg"
+.venv/bin/python -m cofitune sync-readme   # the generated blocks of README.md and docs/*.md quote these files

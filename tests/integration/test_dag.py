@@ -155,8 +155,19 @@ def test_metrics_carry_provenance(dag_run):
     assert meta["wall_s"] > 0 and meta["peak_rss_mb"] > 0 and meta["generation"]["tokens_per_s"] > 0
     assert meta["train"]["tokens_per_s"] > 0 and meta["train"]["steps"] == 4
     assert m["metrics"]["suites"]["ifeval"]["n"] == 3 and m["metrics"]["suites"]["mmlu"]["n"] == 6
-    assert len(meta["code_sha256"]) == 64 and m["run"]["seed"] == 1234 and meta["device"]["cuda"] is False
+    assert len(meta["code_sha256"]) == 64 and m["run"]["seed"] == 1234
+    # the device the job ran on: what torch sees in the jobs' environment (CUDA when a GPU is visible, as the
+    # trainer and the evaluator then use it), not a fixed CPU
+    assert {k: meta["device"].get(k) for k in ("cuda", "gpu")} == job_device()
     assert len(m["metrics"]["spec_nll_items"]) == 12 and m["metrics"]["spec_nll"] > 0
+
+
+def job_device() -> dict:
+    """``{"cuda": bool, "gpu": name or None}`` as a job of the DAG sees it (the same environment)."""
+    code = ("import json, torch; c = torch.cuda.is_available(); "
+            "print(json.dumps({'cuda': c, 'gpu': torch.cuda.get_device_name(0) if c else None}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=offline_env(), check=True)
+    return json.loads(proc.stdout)
 
 
 def test_grad_and_update_targets_train_differently(dag_run):
@@ -178,11 +189,32 @@ def test_rerun_is_a_no_op_and_a_deleted_run_is_reproduced_exactly(dag_run):
     (run / "metrics.json").unlink()
     # Snakemake rebuilds a missing intermediate only when asked for it (or when a target is stale)
     proc = snakemake(dag_run, str(run.relative_to(dag_run) / "metrics.json"))
-    jobs = proc.stdout + proc.stderr
-    assert "rule train:" in jobs and "rule evaluate:" in jobs
-    assert "rule search_level:" not in jobs and "rule compute_importance:" not in jobs  # nothing else reran
+    row = "model=tiny-llama-8, task=squad, method=cofitune, variant=ffn-bottom2-update"
+    assert started_jobs(proc.stdout + proc.stderr) == {"train": [row], "evaluate": [row]}  # nothing else reran
     assert (run / "checkpoint/trainable.safetensors").read_bytes() == weights
     assert json.loads((run / "metrics.json").read_text())["metrics"] == before
+
+
+def test_a_stale_metrics_file_fails_the_dag(dag_run, tmp_path):
+    """The stale-metrics guard is wired into the DAG: a row's metrics.json recorded under another run
+    configuration than the row's current one stops the aggregation, naming the file (in a copy of the run,
+    file times kept, so only the forced aggregation runs: Snakemake itself sees nothing stale)."""
+    work = tmp_path / "work"
+    shutil.copytree(dag_run, work, symlinks=True)  # copy2: file times kept
+    rel = "results/runs/tiny-llama-8/squad/full_sft/all/metrics.json"
+    metrics = work / rel
+    times = metrics.stat()
+    record = json.loads(metrics.read_text())
+    lr = record["meta"]["run_config"]["train"]["lr"]
+    record["meta"]["run_config"]["train"]["lr"] = lr * 10  # as if the row had been trained under another lr
+    metrics.write_text(json.dumps(record))
+    os.utime(metrics, ns=(times.st_atime_ns, times.st_mtime_ns))
+    proc = snakemake(work, "--forcerun", "aggregate_results", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert set(started_jobs(out)) == {"aggregate_results"}, out[-3000:]  # nothing re-ran that could repair it
+    log = (work / "logs/aggregate_results.log").read_text()
+    assert f"{rel}: row full_sft/all is stale" in log and f"train.lr: {lr * 10!r} -> {lr!r}" in log, log[-2000:]
 
 
 def test_tree_search_levels_and_searched_run(dag_run):
@@ -228,16 +260,24 @@ def dry_run_jobs(workdir: Path, tmp_path: Path, edit: str, *args: str) -> dict[s
     extra = tmp_path / "edit.yaml"
     extra.write_text(edit)  # config files merge key by key
     proc = snakemake(copy, "-n", *args, "--configfile", str(ROOT / "config/test.yaml"), str(extra))
+    jobs = started_jobs(proc.stdout + proc.stderr)
+    assert jobs, proc.stdout[-2000:]
+    return jobs
+
+
+def started_jobs(output: str) -> dict[str, list[str]]:
+    """rule -> the wildcards of each job Snakemake's output lists (started, or planned in a dry run). A job's
+    header is ``rule``, ``checkpoint``, or with the local executor ``localrule`` / ``localcheckpoint``."""
     jobs: dict[str, list[str]] = {}
     rule = None
-    for line in (proc.stdout + proc.stderr).splitlines():
+    for line in output.splitlines():
         words = line.split()
-        if len(words) == 2 and words[0] in ("rule", "localrule", "checkpoint") and words[1].endswith(":"):
+        if (len(words) == 2 and words[0] in ("rule", "localrule", "checkpoint", "localcheckpoint")
+                and words[1].endswith(":")):
             rule = words[1][:-1]
             jobs.setdefault(rule, [])
         elif rule and line.strip().startswith("wildcards:"):
             jobs[rule].append(line.split("wildcards:", 1)[1].strip())
-    assert jobs, proc.stdout[-2000:]
     return jobs
 
 
@@ -268,13 +308,34 @@ def test_editing_evaluation_settings_never_retrains(dag_run, tmp_path, triggers)
 def test_editing_train_lr_reruns_training_and_its_evaluations_only(dag_run, tmp_path, triggers):
     jobs = dry_run_jobs(dag_run, tmp_path, "train: {lr: 0.03}\n", *triggers)
     assert {c.split("/")[0] for c in changed_configs(dag_run, tmp_path / "work")} == {"run", "train"}
-    assert len(jobs["train"]) >= 2 * 8  # every trained row of both models (the search trials too)
+    # every fine-tuned row of both models and the search's level-1 trials: exactly those, each once, and the
+    # evaluation of each (only those: the original is not re-evaluated)
+    assert sorted(jobs["train"]) == sorted(retrained_jobs()), jobs["train"]
+    assert sorted(jobs["evaluate"]) == sorted(jobs["train"])
+    levels = [f"model={m}, task=squad, level={k}" for m in ("tiny-llama-8", "tiny-llama-12") for k in (1, 2, 3)]
+    assert sorted(jobs["search_level"]) == sorted(levels)  # each level's trials retrain: every level re-runs
     assert all("method=original" not in wc for wcs in jobs.values() for wc in wcs)
     for untouched in ("prepare_model", "prepare_data", "compute_importance", "plot_importance", "prepare_nltk"):
         assert untouched not in jobs, untouched
-    assert all("method=wise_ft" in wc or any(f"method={m}," in wc for m in ("full_sft", "coarse_only", "cofitune",
-                                                                           "l2", "lora", "v_softmask"))
-               for wc in jobs["evaluate"])
+
+
+def retrained_jobs() -> list[str]:
+    """The wildcards of the train jobs a dry run plans after an edit of the ``train`` section: per model, every
+    row but the original (the trained rows, and Wise-FT's combination, which the train rule builds from its
+    retrained source), and the tree search's level-1 trials (:func:`cofitune.core.search.children` of the root;
+    a trial is the configured coarse_only row of its region when there is one). Levels 2 and 3 descend from the
+    level before, which re-runs (a checkpoint): Snakemake adds their trials only once it has."""
+    import yaml
+
+    from cofitune.core.search import ROOT as TREE_ROOT, SEARCH_TRIAL_METHOD, children
+
+    cfg = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    regions = {(r["params"]["layers"], r["params"]["modules"]): r["variant"] for r in cfg["methods"]
+               if r["method"] == SEARCH_TRIAL_METHOD and set(r.get("params", {})) == {"layers", "modules"}}
+    trials = {(SEARCH_TRIAL_METHOD, regions.get((n.layers, n.modules), n.variant))
+              for n in children(TREE_ROOT, 1, cfg["search"]["order"])}
+    rows = {(m, v) for m, v in ROWS if m != "original"} | trials
+    return [f"model={model}, task=squad, method={m}, variant={v}" for model in cfg["models"] for m, v in sorted(rows)]
 
 
 def test_exhaustive_mode_is_a_static_dag_of_the_whole_grid(tmp_path):

@@ -68,7 +68,7 @@ def test_every_versatility_suite_of_the_paper_scores_every_row(paper_run):
 
 
 def test_each_task_is_scored_by_its_own_loader_and_scorer(paper_run):
-    from cofitune.pipeline.config import read_task_sheet
+    from cofitune.pipeline.task_sheet import read_task_sheet
     from evaluators.speciality import get_scorer
 
     sheet = read_task_sheet(ROOT / PAPER["tasks_sheet"], ROOT)

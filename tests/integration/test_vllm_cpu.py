@@ -42,7 +42,7 @@ def smollm2(tmp_path_factory):
     work = tmp_path_factory.mktemp("vllm-cpu")
     for args in (["prepare-model", "--sheet", "config/models.yaml", "--name", "smollm2-135m", "--out", str(work / "base"),
                   "--meta", str(work / "base.json")],
-                 ["prepare-data", "--sheet", "config/tasks.yaml", "--root", str(ROOT), "--task", "squad",
+                 ["prepare-data", "--sheet", "config/tasks.yaml", "--task", "squad",
                   "--n-train", "8", "--n-test", "100", "--seed", "1234", "--out", str(work / "data")]):
         proc = run(Path(sys.executable), "-m", "cofitune", *args)
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cofitune.reporting.aggregate import build_table, to_latex, to_markdown, write_tables
-from cofitune.reporting.stats import bootstrap_ci, paired_bootstrap_ci
+from cofitune.stats import bootstrap_ci, paired_bootstrap_ci
 
 ASPECTS = {"knowledge": ["mmlu"], "reasoning": ["arc", "piqa"]}
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,8 @@ def test_table_golden_values(tmp_path):
     assert df.at["cofitune", "dSpec_vs_original"] == pytest.approx(32.0)
     assert (df.at["cofitune", "dSpec_vs_original_lo"], df.at["cofitune", "dSpec_vs_original_hi"]) == (32.0, 32.0)  # constant items
     assert df.at["cofitune", "trainable_frac"] == pytest.approx(0.1)
-    assert df.at["cofitune", "setting"] == "layers=bottom2"
+    assert df.at["cofitune", "setting"] == "ffn@bottom2, update mask"  # in words: its region and its mask
+    assert df.at["full_sft", "setting"] == "layers=bottom2"  # params full_sft has no field for: as they are
     assert df.at["cofitune", "seeds"] == 1 and np.isnan(df.at["cofitune", "Spec_std"])
     assert df.at["original", "Vers_lo"] <= 62.5 <= df.at["original", "Vers_hi"]
 
@@ -140,7 +141,7 @@ def test_paired_ci_is_tighter_than_unpaired():
 
 
 def test_paired_comparisons_of_identical_and_shifted_rows_are_exact():
-    from cofitune.reporting.measures import compare_rows, record
+    from cofitune.stats.measures import compare_rows, record
 
     rng = np.random.default_rng(1)
     suites = {n: {"items": rng.integers(0, 2, 30).tolist()} for n in ("mmlu", "arc", "piqa")}
@@ -159,12 +160,20 @@ def test_paired_comparisons_of_identical_and_shifted_rows_are_exact():
         compare_rows(ra, short, "Uni", ASPECTS, n_boot=5)
 
 
-def test_setting_leaves_out_unset_options(tmp_path):
+def test_setting_reads_in_words(tmp_path):
+    """The Setting column says what the method says of itself (``Method.setting``): no Python reprs."""
     path = _metrics(tmp_path, "lora", 30.0, {"mmlu": [1, 0], "arc": [1, 1], "piqa": [0, 1]})
     m = json.loads(path.read_text())
     m["run"]["params"] = {"r": 8, "layers": None, "modules": "mha+ffn"}
     path.write_text(json.dumps(m))
-    assert build_table([path]).at[0, "setting"] == "modules=mha+ffn;r=8"
+    assert build_table([path]).at[0, "setting"] == "mha+ffn@all, r=8, alpha=16"
+    m["run"] |= {"method": "cofitune", "params": {"layers": "bottom2", "modules": "ffn", "from_search": False,
+                                                  "mask_units": ["up_proj", "down_proj"], "target": "update",
+                                                  "layout": "rows"}}
+    path.write_text(json.dumps(m))
+    table = build_table([path])
+    assert table.at[0, "setting"] == "ffn@bottom2, update mask"
+    assert "| cofitune/v | ffn@bottom2, update mask | 1 |" in to_markdown(table)
 
 
 def _with_new_measures(path, p_gold: dict, drift: list[float]):

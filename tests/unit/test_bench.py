@@ -148,13 +148,15 @@ def test_a_baseline_without_the_measure_asks_for_a_refresh():
 
 
 def test_a_stale_baseline_is_refused(tmp_path):
+    """Keyed by the numerics fingerprint (tests/unit/test_fingerprint.py: the parts it names); a baseline from
+    before it, with a code_sha256 only, is refused too."""
     from cofitune.reporting.bench import check_fresh
 
     path = tmp_path / "ref.json"
     path.write_text('{"run": {"model": "m", "task": "t", "method": "x", "variant": "v", "params": {}}, '
                     '"metrics": {}, "meta": {"code_sha256": "0000"}}')
-    with pytest.raises(ValueError, match=r"ref.json: the stored baseline was produced by other code .*--refresh"):
-        check_fresh(path, "tiny")
+    with pytest.raises(ValueError, match=r"ref.json: stored baseline without a numerics fingerprint .*--refresh"):
+        check_fresh(path, "tiny", {"sha256": "1111", "parts": {}})
 
 
 def test_the_committed_tiny_baselines_were_produced_by_this_code():
@@ -191,7 +193,7 @@ def test_a_failed_bench_run_leaves_no_verdict_of_an_earlier_run(tmp_path, monkey
     def failing(*args, **kwargs):
         raise RuntimeError("snakemake failed (1)")
 
-    monkeypatch.setattr(bench, "check_fresh", lambda *args: None)  # the stored baselines are not under test
+    monkeypatch.setattr(bench, "check_baselines", lambda *args: None)  # the stored baselines are not under test
     monkeypatch.setattr(launcher, "snakemake", failing)
     with pytest.raises(RuntimeError, match="snakemake failed"):
         launcher.run_bench("tiny", "full_sft", variant="x", params={}, train={}, seed=None, plugins=[], cores=1,

@@ -8,7 +8,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cofitune.pipeline.config import check_config, configured_runs, read_task_sheet, run_config, run_sources, train_view
+from cofitune.pipeline.config import check_config, run_config, train_view
+from cofitune.pipeline.runs import configured_runs, run_sources
+from cofitune.pipeline.task_sheet import read_task_sheet
 from cofitune.pipeline.sheets import read_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +191,7 @@ def _cli(entries: list[str]) -> dict:
 def test_nested_cli_overrides_are_typed_by_the_schema(config):
     from snakemake.utils import update_config
 
-    from cofitune.pipeline.config import coerce_cli_scalars
+    from cofitune.pipeline.schema import coerce_cli_scalars
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     over = _cli(['search={enabled: true, mode: exhaustive, min_vers_pct: 95}',
                  'train={lr: 1e-4, bf16: auto, clip: null}',
@@ -207,7 +209,7 @@ def test_nested_cli_overrides_are_typed_by_the_schema(config):
 
 
 def test_cli_strings_the_schema_cannot_read_still_fail_with_their_key(config):
-    from cofitune.pipeline.config import coerce_cli_scalars
+    from cofitune.pipeline.schema import coerce_cli_scalars
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     config["search"] = {"enabled": "treu"}
     config["methods"][0]["variant"] = "1234"  # a string where a string belongs stays a string
@@ -219,8 +221,8 @@ def test_cli_strings_the_schema_cannot_read_still_fail_with_their_key(config):
 
 def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
     """The DAG trains a region once: a coarse_only row with exactly a trial's region is that trial."""
-    from cofitune.core.search import Node
-    from cofitune.pipeline.config import trial_variant
+    from cofitune.core.region import Region
+    from cofitune.pipeline.runs import trial_variant
 
     cfg = copy.deepcopy(config)
     cfg["methods"] = [{"method": "original", "variant": "base"},
@@ -229,10 +231,10 @@ def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
                        "params": {"layers": "bottom2", "modules": "mha"}, "train": {"lr": 1.0e-3}},
                       {"method": "cofitune", "variant": "ffn-top", "params": {"layers": "top", "modules": "ffn"}}]
     validate(cfg, SCHEMA)
-    assert trial_variant(cfg, Node("bottom2", "ffn")) == "ffn-b2"
-    assert trial_variant(cfg, Node("bottom2", "mha")) == "node.mha.bottom2"  # its own train settings: not the trial
-    assert trial_variant(cfg, Node("top", "ffn")) == "node.ffn.top"  # another method (soft-masked) is not a trial
-    assert trial_variant(cfg, Node("middle", "ffn")) == "node.ffn.middle"
+    assert trial_variant(cfg, Region("bottom2", "ffn")) == "ffn-b2"
+    assert trial_variant(cfg, Region("bottom2", "mha")) == "node.mha.bottom2"  # its own train settings: not the trial
+    assert trial_variant(cfg, Region("top", "ffn")) == "node.ffn.top"  # another method (soft-masked) is not a trial
+    assert trial_variant(cfg, Region("middle", "ffn")) == "node.ffn.middle"
     # the reused row trains exactly what the trial would: the run configs differ only in their names
     names = ("variant", "row")
     reused = run_config(cfg, "smollm2-135m", "squad", "coarse_only", "ffn-b2", ROOT)
@@ -240,7 +242,7 @@ def test_a_search_trial_reuses_a_configured_row_of_the_same_region(config):
     assert {k: v for k, v in reused.items() if k not in names} == {k: v for k, v in trial.items() if k not in names}
     cfg["seeds"] = [1, 2]  # seeded rows train under other seeds than the search's: no reuse
     validate(cfg, SCHEMA)
-    assert trial_variant(cfg, Node("bottom2", "ffn")) == "node.ffn.bottom2"
+    assert trial_variant(cfg, Region("bottom2", "ffn")) == "node.ffn.bottom2"
 
 
 # --------------------------------------------------------------------------- stage configs (staleness)
@@ -308,7 +310,8 @@ def test_config_differences_name_every_changed_key():
 # --------------------------------------------------------------------------- task overrides
 
 def test_task_overrides_replace_the_sheet_sizes_and_budget_for_one_task(config):
-    from cofitune.pipeline.config import config_tasks, stage_config
+    from cofitune.pipeline.config import stage_config
+    from cofitune.pipeline.task_sheet import config_tasks
 
     plain = config_tasks(config, ROOT)["squad"]
     assert plain["max_new_tokens"] == 24 and "n_test" not in plain
@@ -318,7 +321,8 @@ def test_task_overrides_replace_the_sheet_sizes_and_budget_for_one_task(config):
     check_config(cfg, ROOT)
     spec = config_tasks(cfg, ROOT)["squad"]
     assert (spec["n_train"], spec["n_test"], spec["max_new_tokens"]) == (5, 3, 2)
-    assert stage_config(cfg, "data", "squad", ROOT) == {"task": "squad", "n_train": 5, "n_test": 3, "seed": 1234}
+    assert stage_config(cfg, "data", "squad", ROOT) == {"task": "squad", "spec": spec, "n_train": 5, "n_test": 3,
+                                                        "seed": 1234}
     assert run_config(cfg, "smollm2-135m", "squad", "full_sft", "all", ROOT)["speciality"]["max_new_tokens"] == 2
 
 
@@ -372,5 +376,48 @@ def test_only_a_from_search_row_is_resolved_and_a_bad_region_is_named(config):
     with pytest.raises(ValueError, match="full_sft/all: not a from_search row"):
         resolve_region(plain, CHOSEN, where="chosen.json")
     cfg = run_config(_searched_row(config), "smollm2-135m", "squad", "cofitune", "searched")
-    with pytest.raises(ValueError, match=r"chosen.json: .*layers"):
+    with pytest.raises(ValueError, match=r"chosen.json: unknown layer range 'sideways'"):
         resolve_region(cfg, {"chosen": {"node": "x", "layers": "sideways", "modules": "mha"}}, where="chosen.json")
+
+
+# --------------------------------------------------------------------------- errors found at DAG parse
+# Each of these used to parse, start its jobs and then fail inside them (an evaluate, search or aggregate job).
+
+
+def test_a_limit_for_a_suite_no_aspect_runs_is_ignored_with_one_warning(config, caplog):
+    """An overlay that swaps a suite cannot drop the base config's limit for it (Snakemake merges mappings): the
+    limit is ignored, said once, and the rows' run configs carry only the limits of suites they run."""
+    cfg = copy.deepcopy(config)
+    cfg["evaluation"]["versatility"]["suites"] = {"knowledge": ["arc_easy"]}
+    cfg["evaluation"]["versatility"]["limit"] = {"mmlu": 80, "arc_easy": 40}
+    validate(cfg, SCHEMA)
+    with caplog.at_level("WARNING"):
+        check_config(cfg, ROOT)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["config key evaluation.versatility.limit.mmlu: no aspect runs suite 'mmlu'; its limit is "
+                        "ignored"]
+    assert run_config(cfg, "smollm2-135m", "squad", "original", "base", ROOT)["versatility"]["limit"] == {"arc_easy": 40}
+
+
+def test_a_limit_that_names_no_suite_at_all_is_an_error_naming_the_key(config):
+    cfg = copy.deepcopy(config)
+    cfg["evaluation"]["versatility"]["limit"] = {"mmmlu": 80}
+    with pytest.raises(ValueError, match="config key evaluation.versatility.limit.mmmlu: unknown versatility task"):
+        check_config(cfg, ROOT)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["search"].update(enabled=True, criterion="spec_at_vers", min_vers_pct=None),
+     "config key search.min_vers_pct: criterion spec_at_vers needs it"),
+    (lambda c: c.update(methods=[*c["methods"], {"method": "full_sft", "variant": "lr-tenth",
+                                                 "train": {"lr": 1e-6}}],
+                        references={**c["references"], "full_sft": "nope"}),
+     r"config key references.full_sft: 'nope' is none of the 2 full_sft rows \['all', 'lr-tenth'\]"),
+    (lambda c: c.update(task_overrides={"squad": {"evaluator": "bleu"}}),
+     "task squad: evaluator 'bleu' is not a speciality evaluator"),
+], ids=["spec_at_vers-without-min", "reference-row-unnamed", "unknown-evaluator"])
+def test_errors_that_used_to_fail_inside_jobs_are_found_at_parse(config, edit, message):
+    cfg = copy.deepcopy(config)
+    edit(cfg)
+    with pytest.raises(ValueError, match=message):
+        check_config(cfg, ROOT)

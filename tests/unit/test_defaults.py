@@ -29,12 +29,12 @@ def test_the_schemas_training_defaults_are_trainconfigs():
 
 def test_the_importance_commands_defaults_are_the_schemas():
     from cofitune.cli import build_parser
+    from cofitune.pipeline.stage_configs import ImportanceStage, from_args
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "cmd" or getattr(a, "choices", None) and "importance" in a.choices)
-    args = sub.choices["importance"].parse_args(["--model-dir", "m", "--data", "d", "--out", "o"])
+    args = build_parser().parse_args(["importance", "--model-dir", "m", "--data", "d", "--out", "o"])
+    cfg = from_args(ImportanceStage, args)
     schema = schema_defaults("importance")
-    assert {k: getattr(args, k) for k in schema} == schema
+    assert {k: getattr(cfg, k) for k in schema} == schema
     train = schema_defaults("train")
-    assert (args.max_length, args.template, args.seed) == (train["max_length"], train["template"],
-                                                           SCHEMA["properties"]["seed"]["default"])
+    assert (cfg.max_length, cfg.template, cfg.seed) == (train["max_length"], train["template"],
+                                                        SCHEMA["properties"]["seed"]["default"])

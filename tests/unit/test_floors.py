@@ -10,37 +10,45 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "docs"))
 import import_graph  # noqa: E402
 
-#: what reporting may read of the pipeline: the typed artifacts, the file helpers and paths, and the code hash
-#: for the bench's references
+#: what reporting may read of the pipeline: the typed artifacts, the file helpers and paths, and the provenance
+#: (the numerics fingerprint the bench keys stored baselines by)
 REPORTING_MAY_IMPORT = {"cofitune.pipeline.artifacts", "cofitune.pipeline.io", "cofitune.pipeline.paths",
-                        "cofitune.pipeline.provenance"}
+                        "cofitune.pipeline.provenance", "cofitune.pipeline.fingerprint"}
 
 
-def test_the_core_imports_only_the_core():
+def test_every_package_directory_is_scanned():
+    """A package directory the graph does not see would be a floor nobody checks."""
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "tools"}
+    assert packages == {p.name for p in import_graph.PACKAGES}
+    assert {import_graph.floor(m) for m in import_graph.graph()} == {*import_graph.FLOORS, "top"}
+
+
+def test_each_floor_imports_only_the_floors_below_it():
     g = import_graph.graph()
-    bad = {m: sorted(d for d in deps if import_graph.floor(d) != "core")
-           for m, deps in g.items() if import_graph.floor(m) == "core"}
+    bad = {m: sorted(d for d in deps if import_graph.floor(d) not in import_graph.MAY_IMPORT[import_graph.floor(m)])
+           for m, deps in g.items() if import_graph.floor(m) != "top"}
     assert not {m: d for m, d in bad.items() if d}
 
 
-def test_reporting_reads_artifacts_only():
+def test_no_two_floors_import_each_other():
     g = import_graph.graph()
-    bad = {m: sorted(d for d in deps if import_graph.floor(d) != "reporting" and d not in REPORTING_MAY_IMPORT)
+    edges = {(import_graph.floor(m), import_graph.floor(d)) for m, deps in g.items() for d in deps}
+    both = sorted((a, b) for a, b in edges if a < b and (b, a) in edges)
+    assert not both
+
+
+def test_the_floor_rules_are_a_strict_order():
+    """MAY_IMPORT allows no floor to import one above it (the order of FLOORS), so no two floors can meet in a
+    cycle."""
+    rank = {f: i for i, f in enumerate(import_graph.FLOORS)}
+    assert all(rank[d] <= rank[f] for f, allowed in import_graph.MAY_IMPORT.items() for d in allowed)
+
+
+def test_reporting_reads_only_the_artifacts_of_the_pipeline():
+    g = import_graph.graph()
+    bad = {m: sorted(d for d in deps if import_graph.floor(d) == "pipeline" and d not in REPORTING_MAY_IMPORT)
            for m, deps in g.items() if import_graph.floor(m) == "reporting"}
     assert not {m: d for m, d in bad.items() if d}
-
-
-#: what the pipeline may use of reporting: its pure statistics (CIs of the search margins, drift and VersP)
-PIPELINE_MAY_IMPORT = {"cofitune.reporting.stats", "cofitune.reporting.measures"}
-
-
-def test_the_pipeline_uses_only_the_statistics_of_reporting():
-    g = import_graph.graph()
-    bad = {m: sorted(d for d in deps if import_graph.floor(d) == "reporting" and d not in PIPELINE_MAY_IMPORT)
-           for m, deps in g.items() if import_graph.floor(m) == "pipeline"}
-    assert not {m: d for m, d in bad.items() if d}
-    assert all(import_graph.floor(d) == "reporting" for d in PIPELINE_MAY_IMPORT)
-    assert not {d for d in PIPELINE_MAY_IMPORT for dd in g[d] if import_graph.floor(dd) != "reporting"}  # pure
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
@@ -110,11 +118,11 @@ def test_the_dag_parses_without_torch():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_no_function_of_the_package_is_over_60_lines():
+def test_no_function_of_the_packages_is_over_60_lines():
     import ast
 
     long = []
-    for path in sorted((ROOT / "cofitune").rglob("*.py")):
+    for path in sorted(p for package in import_graph.PACKAGES for p in package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "

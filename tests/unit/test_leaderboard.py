@@ -7,7 +7,7 @@ import pytest
 
 from cofitune.reporting.aggregate import build_table
 from cofitune.reporting.leaderboard import build_leaderboard, to_markdown, verdicts_markdown
-from cofitune.reporting.measures import compare_rows
+from cofitune.stats.measures import compare_rows
 from tests.unit.test_aggregate import _metrics, _three
 
 

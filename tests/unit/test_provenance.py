@@ -43,7 +43,8 @@ def test_code_hash_changes_with_package_code(tmp_path):
 
 def test_meta_block_has_every_provenance_field():
     meta = collect(seed=7)
-    assert {"versions", "git", "code_sha256", "device", "peak_rss_mb", "seed"} <= set(meta)
+    assert {"versions", "git", "code_sha256", "fingerprint", "device", "peak_rss_mb", "seed"} <= set(meta)
+    assert set(meta["fingerprint"]) == {"sha256", "parts"} and len(meta["fingerprint"]["sha256"]) == 64
     import torch
 
     assert meta["versions"]["torch"] == torch.__version__

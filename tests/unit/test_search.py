@@ -2,22 +2,23 @@
 
 import pytest
 
-from cofitune.core.search import ROOT, Node, all_nodes, children, select
+from cofitune.core.region import Region
+from cofitune.core.search import ROOT, all_nodes, children, select
 
 
 def test_range_first_tree():
-    assert children(ROOT, 1) == [Node("bottom-plus", "mha+ffn"), Node("middle-plus", "mha+ffn"),
-                                 Node("top-plus", "mha+ffn")]
-    assert children(Node("bottom-plus", "mha+ffn"), 2) == [Node("bottom1", "mha+ffn"), Node("bottom2", "mha+ffn")]
-    assert children(Node("middle-plus", "mha+ffn"), 2) == [Node("bottom2", "mha+ffn"), Node("middle", "mha+ffn")]
-    assert children(Node("bottom2", "mha+ffn"), 3) == [Node("bottom2", "mha"), Node("bottom2", "ffn"),
-                                                       Node("bottom2", "mha+ffn")]
+    assert children(ROOT, 1) == [Region("bottom-plus", "mha+ffn"), Region("middle-plus", "mha+ffn"),
+                                 Region("top-plus", "mha+ffn")]
+    assert children(Region("bottom-plus", "mha+ffn"), 2) == [Region("bottom1", "mha+ffn"), Region("bottom2", "mha+ffn")]
+    assert children(Region("middle-plus", "mha+ffn"), 2) == [Region("bottom2", "mha+ffn"), Region("middle", "mha+ffn")]
+    assert children(Region("bottom2", "mha+ffn"), 3) == [Region("bottom2", "mha"), Region("bottom2", "ffn"),
+                                                       Region("bottom2", "mha+ffn")]
 
 
 def test_module_first_tree():
     assert [n.modules for n in children(ROOT, 1, "module-first")] == ["mha", "ffn", "mha+ffn"]
-    assert children(Node("all", "ffn"), 2, "module-first")[0] == Node("bottom-plus", "ffn")
-    assert [n.layers for n in children(Node("top-plus", "ffn"), 3, "module-first")] == ["middle", "top"]
+    assert children(Region("all", "ffn"), 2, "module-first")[0] == Region("bottom-plus", "ffn")
+    assert [n.layers for n in children(Region("top-plus", "ffn"), 3, "module-first")] == ["middle", "top"]
 
 
 def test_grid_is_8_by_3():
@@ -26,23 +27,23 @@ def test_grid_is_8_by_3():
 
 
 def _table(rows):
-    return [{"node": Node(r, "ffn"), "spec": s, "vers": v, "uni": (s + v) / 2} for r, s, v in rows]
+    return [{"node": Region(r, "ffn"), "spec": s, "vers": v, "uni": (s + v) / 2} for r, s, v in rows]
 
 
 def test_select_uni():
     table = _table([("bottom1", 50, 40), ("bottom2", 60, 45), ("middle", 70, 20)])
-    assert select(table)["node"] == Node("bottom2", "ffn")
+    assert select(table)["node"] == Region("bottom2", "ffn")
 
 
 def test_select_tie_goes_to_first():
     table = _table([("bottom1", 50, 50), ("bottom2", 60, 40)])
-    assert select(table)["node"] == Node("bottom1", "ffn")
+    assert select(table)["node"] == Region("bottom1", "ffn")
 
 
 def test_select_spec_at_vers():
     table = _table([("bottom1", 50, 48), ("bottom2", 70, 44), ("middle", 90, 30)])
     chosen = select(table, "spec_at_vers", vers_ref=50.0, min_vers_pct=85)  # vers >= 42.5
-    assert chosen["node"] == Node("bottom2", "ffn")
+    assert chosen["node"] == Region("bottom2", "ffn")
 
 
 def test_select_rejects_every_child():
@@ -66,14 +67,13 @@ def test_bad_level_or_order():
         children(ROOT, 1, "depth-first")
 
 
-def test_node_variant_roundtrip():
-    from cofitune.core.search import node_from_variant, node_variant
-
+def test_a_region_variant_parses_back_to_its_region():
     for node in all_nodes():
-        assert node_from_variant(node_variant(node)) == node
-    assert node_from_variant("ffn-bottom2") is None
-    with pytest.raises(ValueError, match="names no node"):
-        node_from_variant("node.ffn.bottom9")
+        assert Region.from_variant(node.variant) == node
+    assert Region("bottom2", "ffn").variant == "node.ffn.bottom2"  # the trials' run folders: never renamed
+    assert Region.from_variant("ffn-bottom2") is None
+    with pytest.raises(ValueError, match="names no region"):
+        Region.from_variant("node.ffn.bottom9")
 
 
 def _m(spec, vers, n=4):
@@ -103,7 +103,7 @@ def test_decide_level_records_every_node_and_the_choice():
 def test_decide_level_keeps_parent_when_every_child_is_rejected():
     from cofitune.pipeline.search import decide_level
 
-    parent = Node("bottom2", "mha+ffn")
+    parent = Region("bottom2", "mha+ffn")
     trials = {n: _m(80, 10) for n in children(parent, 3)}
     rec = decide_level(3, parent, trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90, order="range-first")
     assert rec["stopped"] and rec["chosen"]["node"] == parent.id
@@ -113,7 +113,7 @@ def test_decide_level_rejects_wrong_trial_set():
     from cofitune.pipeline.search import decide_level
 
     with pytest.raises(ValueError, match="expected"):
-        decide_level(1, ROOT, {Node("top", "ffn"): _m(1, 1)}, _m(1, 1), criterion="uni", min_vers_pct=None,
+        decide_level(1, ROOT, {Region("top", "ffn"): _m(1, 1)}, _m(1, 1), criterion="uni", min_vers_pct=None,
                      order="range-first")
 
 
@@ -134,7 +134,7 @@ def test_decision_within_noise_is_flagged():
     """Two trials that differ on a handful of items out of 40: the chosen one leads, the paired CI spans 0."""
     from cofitune.pipeline.search import decide_level
 
-    parent = Node("bottom-plus", "mha+ffn")
+    parent = Region("bottom-plus", "mha+ffn")
     kids = children(parent, 2)
     base = [1.0, 0.0] * 20
     better = list(base)
@@ -151,7 +151,7 @@ def test_decision_within_noise_is_flagged():
 def test_decision_margin_under_spec_at_vers_uses_spec_and_only_eligible_children():
     from cofitune.pipeline.search import decide_level
 
-    parent = Node("bottom2", "mha+ffn")
+    parent = Region("bottom2", "mha+ffn")
     kids = children(parent, 3)  # mha, ffn, mha+ffn
     trials = dict(zip(kids, [_m(50, 44), _m(40, 46), _m(90, 10)]))  # mha+ffn is rejected (vers < 90% of 45)
     rec = decide_level(3, parent, trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90, order="range-first")
@@ -163,7 +163,7 @@ def test_decision_margin_under_spec_at_vers_uses_spec_and_only_eligible_children
 def test_decision_margin_is_null_without_a_runner_up():
     from cofitune.pipeline.search import decide_level
 
-    parent = Node("bottom2", "mha+ffn")
+    parent = Region("bottom2", "mha+ffn")
     kids = children(parent, 3)
     trials = dict(zip(kids, [_m(50, 44), _m(40, 10), _m(90, 10)]))  # only mha passes the constraint
     rec = decide_level(3, parent, trials, _m(5, 45), criterion="spec_at_vers", min_vers_pct=90, order="range-first")
@@ -189,7 +189,7 @@ def test_trial_node_reads_the_region_from_the_run():
     from cofitune.pipeline.search import trial_node
 
     run = {"method": "coarse_only", "variant": "ffn-b2", "params": {"layers": "bottom2", "modules": "ffn"}}
-    assert trial_node({"run": run}, "x.json") == Node("bottom2", "ffn")
+    assert trial_node({"run": run}, "x.json") == Region("bottom2", "ffn")
     with pytest.raises(ValueError, match="x.json.*not a coarse_only"):
         trial_node({"run": {**run, "method": "cofitune"}}, "x.json")
     with pytest.raises(ValueError, match="x.json.*no grid node"):
@@ -219,7 +219,33 @@ def test_a_searched_row_trains_only_from_a_resolved_config(tmp_path):
 
 def test_a_node_id_parses_back_to_its_node_and_nothing_else_parses():
     for node in all_nodes():
-        assert Node.parse(node.id) == node
+        assert Region.parse(node.id) == node
     for bad in ("ffn", "ffn@", "@bottom2", "ffn@bottom9", "attn@all", "bottom2@ffn"):
-        with pytest.raises(ValueError, match="names no search node"):
-            Node.parse(bad)
+        with pytest.raises(ValueError, match="names no region"):
+            Region.parse(bad)
+
+
+@pytest.mark.parametrize("region, text, variant", [
+    (Region("bottom2", "ffn"), "ffn@bottom2", "node.ffn.bottom2"),
+    (Region("8-16", ["up_proj", "down_proj"]), "up_proj+down_proj@8-16", "node.up_proj+down_proj.8-16"),
+    (Region("all", "q_proj"), "q_proj@all", "node.q_proj.all"),
+])
+def test_every_form_of_a_region_reads_back(region, text, variant):
+    """Each encoding of a region is written and read in one place (core/region.py): id, variant, params,
+    record."""
+    assert region.id == str(region) == text and Region.parse(text) == region
+    assert region.variant == variant and Region.from_variant(variant) == region
+    assert Region.from_params(region.params) == region
+    assert Region.from_record(region.record()) == region and region.record()["node"] == text
+    assert Region.from_params({"layers": None, "modules": "ffn"}) is None  # LoRA on every layer: no region
+
+
+def test_a_bad_region_is_named_where_it_is_read():
+    with pytest.raises(ValueError, match="unknown layer range 'bottom9'"):
+        Region("bottom9", "ffn")
+    with pytest.raises(ValueError, match="unknown module"):
+        Region("bottom2", "attn")
+    with pytest.raises(ValueError, match="chosen.json: node 'mha@bottom2' is not its layers and modules"):
+        Region.from_record({"node": "mha@bottom2", "layers": "bottom2", "modules": "ffn"}, where="chosen.json")
+    with pytest.raises(ValueError, match="chosen.json: not a region record"):
+        Region.from_record({"node": "ffn@bottom2"}, where="chosen.json")

@@ -21,6 +21,13 @@ def test_normalize(text, expected):
     ("Carolina Panthers won", ["Denver Broncos"], 0.0, 0.0),
     ("Santa Clara, California", ["Santa Clara", "Levi's Stadium"], 0.0, 100 * 0.8),  # P=2/3, R=1
     ("", ["a"], 100.0, 0.0),  # both normalise to empty: EM 1, F1 0 (official v1.1 script)
+    # several references, the best one not first: the score is the max over references (official script)
+    # ref 1: no shared token -> 0; ref 2 "broncos": P=1/2, R=1 -> 2/3; ref 3 "denver broncos team": P=1, R=2/3 -> 0.8
+    ("Denver Broncos", ["Carolina Panthers", "the Broncos", "Denver Broncos team"], 0.0, 100 * 0.8),
+    # ref 1 and ref 3: 0; ref 2 "santa clara california": P=1, R=2/3 -> 0.8 (the best is in the middle)
+    ("Santa Clara", ["Levi's Stadium", "Santa Clara, California", "Stadium"], 0.0, 100 * 0.8),
+    # EM from the second reference ("The Broncos." normalises to "broncos"); F1 1 there too
+    ("Broncos", ["Denver Broncos", "The Broncos.", "Denver"], 100.0, 100.0),
 ])
 def test_score_golden(pred, refs, em, f1):
     got = score(pred, refs)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cofitune.reporting import stats
+from cofitune import stats
 
 
 def mean_of(name):
@@ -174,4 +174,6 @@ def test_a_large_seed_variance_means_items_cannot_settle_it():
     c = stats.compare({"x": a}, {"x": b}, mean_of("x"), seed_var=sv)
     assert c.verdict == "undecided" and c.items_needed is None  # more items cannot settle a seed effect
     assert c.seeds_needed is not None and c.seeds_needed > 3
-    assert "items alone cannot settle it" in c.settle_text()
+    from cofitune.reporting.verdicts import settle_text
+
+    assert "items alone cannot settle it" in settle_text(c.as_dict())

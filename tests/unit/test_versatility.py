@@ -327,7 +327,7 @@ def test_two_choice_p_gold_agrees_with_lm_eval_accuracy_on_every_item(result):
 
 
 def test_continuous_vers_leaves_out_aspects_without_multiple_choice(result):
-    from cofitune.reporting import measures
+    from cofitune.stats import measures
 
     mc_aspects = [[t for t in names if t != "ifeval"] for names in SUITES.values()]
     expected = [sum(result["tasks"][t]["p_gold_score"] for t in ts) / len(ts) for ts in mc_aspects if ts]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cofitune.pipeline.config import check_config, read_task_sheet
+from cofitune.pipeline.config import check_config
+from cofitune.pipeline.task_sheet import read_task_sheet
 from cofitune.pipeline.data import load_split, prepare_task
 from cofitune.pipeline.records import DataError
 from evaluators.speciality import get_scorer
@@ -217,7 +218,7 @@ def test_task_sheet_entries_load(sheet, paper, task):
         counts.append(len(ex))
     assert tuple(counts) == TASK_COUNTS[task]
     get_scorer(spec["evaluator"])
-    from cofitune.pipeline.config import task_size
+    from cofitune.pipeline.task_sheet import task_size
 
     assert task_size(paper, spec, "n_train") <= counts[0] and task_size(paper, spec, "n_test") <= counts[1]
 

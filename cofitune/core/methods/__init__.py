@@ -92,6 +92,33 @@ class Method:
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
+    def setting(self) -> str:
+        """The run's setting in words, for the tables (``ffn@bottom2, update mask``); by default its parameters
+        as ``key=value`` pairs (:func:`format_params`). A method whose parameters read better otherwise
+        (a region: :class:`~cofitune.core.region.Region`'s id) overrides it."""
+        return format_params(self.describe())
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """``key=value`` pairs joined with ``, `` in the given order: unset (None) values left out, lists joined
+    with ``+``, no quotes or brackets (``r=8, alpha=16, modules=q_proj+v_proj``)."""
+    def text(value) -> str:
+        if isinstance(value, (list, tuple)):
+            return "+".join(text(v) for v in value)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return ", ".join(f"{k}={text(v)}" for k, v in params.items() if v is not None)
+
+
+def describe_setting(method: str, params: dict[str, Any] | None) -> str:
+    """A run's setting in words from its recorded ``method`` and ``params`` (``run.params`` of ``metrics.json``):
+    the registered method's :meth:`Method.setting`. Parameters the registry cannot build (a plugin that is not
+    loaded here, a file written by an older release) are written as they are (:func:`format_params`)."""
+    try:
+        return get_method(method).from_params(params).setting()
+    except (ValueError, TypeError):
+        return format_params(dict(params or {}))
+
 
 def register(name: str):
     """Class decorator adding a method to :data:`METHODS` under ``name``."""

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 from cofitune.core.methods import Method, register
-from cofitune.core.selection import check_range_name, module_names, trainable_names
+from cofitune.core.region import Region
+from cofitune.core.selection import trainable_names
 
 
 @register("coarse_only")
@@ -14,8 +15,16 @@ class CoarseOnly(Method):
     from_search: bool = False  # true: layers/modules come from the tree search's chosen.json
 
     def __post_init__(self):
-        module_names(self.modules)  # fail at config time on an unknown module name
-        check_range_name(self.layers)
+        Region(self.layers, self.modules)  # fail at config time on an unknown module name or layer range
+
+    @property
+    def region(self) -> Region:
+        """The (layer range x module set) region trained."""
+        return Region(self.layers, self.modules)
+
+    def setting(self) -> str:
+        """``ffn@bottom2`` (``ffn@bottom2 (searched)`` for a row whose region the tree search chose)."""
+        return self.region.id + (" (searched)" if self.from_search else "")
 
     def trainable(self, model):
         return trainable_names(model, self.layers, self.modules)

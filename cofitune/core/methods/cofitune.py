@@ -25,6 +25,14 @@ def masked_units(modules, mask_units: tuple[str, ...] | None) -> tuple[str, ...]
     return ffn or tuple(u for u in own if u in MASKABLE)
 
 
+def mask_words(modules, mask_units: tuple[str, ...] | None, layout: str = "rows") -> str:
+    """What a region's mask covers beyond its default, in words: `` on q_proj+v_proj`` when ``mask_units``
+    are not the region's own, ``, tiled layout`` when the layout is not ``rows``."""
+    units = "" if masked_units(modules, mask_units) == masked_units(modules, None) else (
+        " on " + "+".join(masked_units(modules, mask_units)))
+    return units + ("" if layout == "rows" else f", {layout} layout")
+
+
 @register("cofitune")
 @dataclass(frozen=True)
 class CoFiTune(CoarseOnly):
@@ -48,6 +56,11 @@ class CoFiTune(CoarseOnly):
     def units(self) -> tuple[str, ...]:
         """The projections masked (:func:`masked_units`)."""
         return masked_units(self.modules, self.mask_units)
+
+    def setting(self) -> str:
+        """``ffn@bottom2, update mask`` (``on <units>`` when they are not the region's own, the layout when
+        not ``rows``)."""
+        return super().setting() + f", {self.target} mask" + mask_words(self.modules, self.mask_units, self.layout)
 
     def softmask(self, model, names, importance):
         from cofitune.core.softmask import SoftMask  # torch: at training time, not when the DAG parses

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cofitune.core.methods import register
 from cofitune.core.methods.coarse_only import CoarseOnly
-from cofitune.core.methods.cofitune import check_mask_units, masked_units
+from cofitune.core.methods.cofitune import check_mask_units, mask_words, masked_units
 
 
 class RowFreeze:
@@ -83,6 +83,10 @@ class HardMask(CoarseOnly):
     @property
     def units(self) -> tuple[str, ...]:
         return masked_units(self.modules, self.mask_units)
+
+    def setting(self) -> str:
+        """``ffn@bottom2, hard mask p=0.25`` (``on <units>`` when they are not the region's own)."""
+        return super().setting() + f", hard mask p={self.p:g}" + mask_words(self.modules, self.mask_units)
 
     def softmask(self, model, names, importance):
         from cofitune.core.selection import LAYER_PARAM

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from cofitune.core.methods import Method, register
+from cofitune.core.region import Region
 from cofitune.core.selection import layer_range, module_names
 
 
@@ -22,6 +23,11 @@ class LoRA(Method):
         module_names(self.modules)
         if self.r < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
             raise ValueError(f"lora needs r >= 1, alpha > 0, 0 <= dropout < 1; got {self.r}, {self.alpha}, {self.dropout}")
+
+    def setting(self) -> str:
+        """``mha+ffn@all, r=8, alpha=16`` (the dropout when it is not 0)."""
+        return f"{Region(self.layers or 'all', self.modules).id}, r={self.r}, alpha={self.alpha}" + (
+            f", dropout={self.dropout:g}" if self.dropout else "")
 
     def prepare(self, model):
         from peft import LoraConfig, get_peft_model

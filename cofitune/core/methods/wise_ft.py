@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from cofitune.core.methods import Method, register
+from cofitune.core.methods import Method, format_params, register
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,11 @@ class FromSource(Method):
 
     def trainable(self, model):
         return set()
+
+    def setting(self) -> str:
+        """``alpha=0.5 of full_sft/all``: the parameters, then the run it is built from."""
+        return format_params({k: v for k, v in self.describe().items() if k != "source"}) + (
+            f" of {'/'.join(self.source)}")
 
     def sources(self):
         return [tuple(self.source)]

@@ -5,18 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cofitune.pipeline.stage_configs import DataStage
+
 log = logging.getLogger(__name__)
 
 
-def run(sheet: str | Path, root: str | Path, task: str, out: str | Path, *, n_train: int, n_test: int,
-        seed: int) -> dict:
-    """Write ``task``'s train/test JSONL and meta.json into ``out`` (paths of the sheet relative to ``root``)."""
-    from cofitune.pipeline.config import read_task_sheet
+def run(cfg: DataStage, out: str | Path) -> dict:
+    """Write the task's train/test JSONL and meta.json into ``out``."""
     from cofitune.pipeline.data import prepare_task
 
-    tasks = read_task_sheet(sheet, root)
-    if task not in tasks:
-        raise ValueError(f"{sheet}: no task {task!r} (have {sorted(tasks)})")
-    meta = prepare_task(tasks[task], out, n_train=n_train, n_test=n_test, seed=seed)
-    log.info("task %s: %s", task, {k: v["n"] for k, v in meta["splits"].items()})
+    meta = prepare_task(cfg.spec, out, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    log.info("task %s: %s", cfg.task, {k: v["n"] for k, v in meta["splits"].items()})
     return meta

@@ -18,13 +18,13 @@ from cofitune.pipeline.artifacts import (
 )
 from cofitune.pipeline.config import config_sha256
 from cofitune.pipeline.io import read_json, sha256_file
-from cofitune.reporting import measures
+from cofitune.stats import measures
 
 log = logging.getLogger(__name__)
 
 
 def _drift_summary(values: list[float], probe: dict, seed: int, n_boot: int) -> dict:
-    from cofitune.reporting.stats import bootstrap_ci
+    from cofitune.stats import bootstrap_ci
 
     return {"mean": sum(values) / len(values), "ci95": list(bootstrap_ci(values, n_boot=n_boot, seed=seed)),
             "n": len(values), "items": values, "max_new_tokens": probe["max_new_tokens"],

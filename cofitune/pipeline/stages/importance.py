@@ -7,12 +7,14 @@ import logging
 import time
 from pathlib import Path
 
+from cofitune.pipeline.stage_configs import ImportanceStage
+
 log = logging.getLogger(__name__)
 
 
-def run(model_dir: str | Path, data: str | Path, out: str | Path, *, n_examples: int | None, batch_size: int,
-        max_length: int, template: str, dropout: float, kl_weight: float, abs_grad: bool, seed: int) -> dict:
-    """Write raw and normalised importance over the first ``n_examples`` of ``data`` (all when None) to ``out``.
+def run(cfg: ImportanceStage, model_dir: str | Path, data: str | Path, out: str | Path) -> dict:
+    """Write raw and normalised importance over the first ``cfg.n_examples`` of ``data`` (all when None) to
+    ``out``.
 
     Under torchrun each rank takes a shard of the batches with per-batch dropout streams (``seed`` + batch
     index); one process keeps the single global stream. Returns the file's metadata.
@@ -28,17 +30,18 @@ def run(model_dir: str | Path, data: str | Path, out: str | Path, *, n_examples:
     from cofitune.pipeline.model import load_base
 
     with distributed.session() as multi:
+        seed = cfg.seed
         torch.manual_seed(seed)
         model, tok = load_base(model_dir)
         model.to(distributed.device())
-        cfg = TrainConfig(max_length=max_length, template=template, train_on_prompt=True)
-        items = [t for t in (tokenize_example(e, tok, cfg) for e in read_examples(data)[:n_examples])
+        tokens = TrainConfig(max_length=cfg.max_length, template=cfg.template, train_on_prompt=True)
+        items = [t for t in (tokenize_example(e, tok, tokens) for e in read_examples(data)[:cfg.n_examples])
                  if t is not None]
         t0 = time.perf_counter()
-        raw = compute_importance(model, list(batches(items, batch_size, tok.pad_token_id, seed=None)),
-                                 dropout=dropout, kl_weight=kl_weight, abs_grad=abs_grad,
+        raw = compute_importance(model, list(batches(items, cfg.batch_size, tok.pad_token_id, seed=None)),
+                                 dropout=cfg.dropout, kl_weight=cfg.kl_weight, abs_grad=cfg.abs_grad,
                                  seed=seed if multi else None, progress=distributed.is_main())
-        meta = {"n_examples": len(items), "dropout": dropout, "kl_weight": kl_weight, "abs_grad": abs_grad,
+        meta = {"n_examples": len(items), "dropout": cfg.dropout, "kl_weight": cfg.kl_weight, "abs_grad": cfg.abs_grad,
                 "wall_s": round(time.perf_counter() - t0, 2), "data": str(data)}
         if multi:
             meta |= {"world_size": distributed.world_size(), "dropout_seed": f"per batch: {seed} + index"}

@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 from cofitune.pipeline.io import write_json
+from cofitune.pipeline.stage_configs import ProbeStage
 
 log = logging.getLogger(__name__)
 
 
-def run(model_dir: str | Path, data_dir: str | Path, out: str | Path, *, max_new_tokens: int, max_prompt_tokens: int | None, batch_size: int) -> dict:
+def run(cfg: ProbeStage, model_dir: str | Path, data_dir: str | Path, out: str | Path) -> dict:
     """The drift probe of one model: its prompts and the base model's greedy continuations (token ids)."""
     from cofitune.core.distributed import device
     from cofitune.pipeline.drift import greedy_continuations
@@ -24,12 +25,12 @@ def run(model_dir: str | Path, data_dir: str | Path, out: str | Path, *, max_new
     prompts = probe_prompts(data_dir)
     model, tok = load_base(model_dir)
     model.to(device()).eval()
-    items = greedy_continuations(model, tok, [p["prompt"] for p in prompts], max_new_tokens=max_new_tokens,
-                                 max_prompt_tokens=max_prompt_tokens, batch_size=batch_size)
+    items = greedy_continuations(model, tok, [p["prompt"] for p in prompts], max_new_tokens=cfg.max_new_tokens,
+                                 max_prompt_tokens=cfg.max_prompt_tokens, batch_size=cfg.batch_size)
     n_tokens = sum(len(it["continuation_ids"]) for it in items)
-    log.info("drift probe: %d prompts, %d continuation tokens (max %d each)", len(items), n_tokens, max_new_tokens)
-    probe = {"items": [{**p, **it} for p, it in zip(prompts, items)], "max_new_tokens": max_new_tokens,
-             "max_prompt_tokens": max_prompt_tokens,
+    log.info("drift probe: %d prompts, %d continuation tokens (max %d each)", len(items), n_tokens, cfg.max_new_tokens)
+    probe = {"items": [{**p, **it} for p, it in zip(prompts, items)], "max_new_tokens": cfg.max_new_tokens,
+             "max_prompt_tokens": cfg.max_prompt_tokens,
              "meta": collect(wall_s=round(time.perf_counter() - t0, 2))}
     write_json(out, probe)
     return probe

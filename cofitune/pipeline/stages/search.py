@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from cofitune.pipeline.artifacts import read_metrics, write_search_record
+from cofitune.pipeline.stage_configs import SearchStage
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +26,26 @@ def read_trials(paths: list[str | Path]) -> dict:
     return trials
 
 
-def run(trials: list[str | Path], original: str | Path, out: str | Path, *, criterion: str,
-        min_vers_pct: float | None, uni: dict[str, float], level: int | None = None, parent: str | None = None,
-        order: str | None = None) -> dict:
-    """Decide one level below ``parent`` (a node id; None: the root) in the search ``order`` or, with ``level``
-    None, over the whole grid; write the decision record to ``out``."""
-    from cofitune.core.search import ROOT, Node
+def run(cfg: SearchStage, trials: list[str | Path], original: str | Path, out: str | Path, *, grid: bool = False,
+        previous: str | Path | None = None) -> dict:
+    """Decide over the whole grid (``grid``), or one level of the tree below ``previous``'s choice (the previous
+    level's record; None: level 1, below the root), in ``cfg.order``; write the decision record to ``out``."""
+    from cofitune.core.region import Region
+    from cofitune.core.search import ROOT
+    from cofitune.pipeline.artifacts import read_search_record
     from cofitune.pipeline.search import decide_grid, decide_level
 
     evaluated, base = read_trials(trials), read_metrics(original)
-    if level is None:
-        record, what = decide_grid(evaluated, base, criterion=criterion, min_vers_pct=min_vers_pct, uni=uni), "grid"
-    elif order is None:
-        raise ValueError(f"search level {level}: give the search order (range-first or module-first)")
+    if grid:
+        record = decide_grid(evaluated, base, criterion=cfg.criterion, min_vers_pct=cfg.min_vers_pct, uni=cfg.uni)
+        what = "grid"
     else:
-        record = decide_level(level, ROOT if parent is None else Node.parse(parent), evaluated, base,
-                              criterion=criterion, min_vers_pct=min_vers_pct, order=order, uni=uni)
+        parent, level = ROOT, 1
+        if previous is not None:
+            before = read_search_record(previous)
+            parent, level = Region.from_record(before["chosen"], where=str(previous)), before["level"] + 1
+        record = decide_level(level, parent, evaluated, base, criterion=cfg.criterion, min_vers_pct=cfg.min_vers_pct,
+                              order=cfg.order, uni=cfg.uni)
         what = f"level {level}"
     write_search_record(out, record)
     _log_decision(what, record)

@@ -277,23 +277,6 @@ class Comparison:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def settle_text(self) -> str:
-        """What it would take to settle an undecided comparison (empty when decided)."""
-        if self.verdict != "undecided":
-            return ""
-        if self.delta == 0:
-            return f"no difference observed; MDE {self.mde:.3g}"
-        parts = [f"MDE {self.mde:.3g}"]
-        parts.append(f"n≈{self.items_needed}" if self.items_needed is not None else "items alone cannot settle it")
-        if self.seeds_needed is not None and self.seeds > 1:
-            parts.append(f"or {self.seeds_needed} seeds")
-        return "; ".join(parts)
-
-    def cell(self, digits: int = 2) -> str:
-        """``+1.23 [0.40, 2.10] better`` / ``... undecided (MDE 3.1; n≈640)``."""
-        text = f"{self.delta:+.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}] {self.verdict}"
-        return text + (f" ({self.settle_text()})" if self.verdict == "undecided" else "")
-
 
 def compare(a: Mapping[str, Sequence], b: Mapping[str, Sequence] | None,
             stat: Callable[[dict[str, np.ndarray]], float], *, higher_is_better: bool = True,

@@ -1,13 +1,13 @@
 """The measures every comparison is made on, read from ``metrics.json`` files, and the paired comparison of
-two rows through :mod:`cofitune.reporting.stats`. No files, no reporting: the table, the claims, the tree search's
+two rows through :mod:`cofitune.stats`. No files, no reporting: the table, the claims, the tree search's
 decisions and the bench gates all use these."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cofitune.reporting import stats
-from cofitune.reporting.stats import uni_score
+from cofitune import stats
+from cofitune.stats import uni_score
 
 #: the measures every row is compared on: name -> (higher is better, what it is)
 MEASURES = {
@@ -50,7 +50,7 @@ def _aspect_mean(d: dict[str, np.ndarray], aspects: dict[str, list[str]], prefix
 
 
 def measure_stat(measure: str, aspects: dict[str, list[str]], uni: dict | None = None):
-    """``(stat, strata keys)`` of a measure (or ``Uni``) for :func:`cofitune.reporting.stats.compare`."""
+    """``(stat, strata keys)`` of a measure (or ``Uni``) for :func:`cofitune.stats.compare`."""
     if measure == "Spec":
         return (lambda d: float(d["spec"].mean())), ("spec",)
     if measure == "Drift":
