@@ -53,7 +53,7 @@ leaderboard: env  ## every forgetting-mitigation method on the demo model, ranke
 	@cat results/tables/leaderboard.md
 
 test: env system-deps  ## set up and run the whole test suite (fast unit tier + real-DAG integration tier)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not vllm_cpu"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not vllm_cpu" -n 2
 	# two workers, one test file each: a DAG run leaves a core idle in its serial stretches (DAG building,
 	# search levels, SLURM scheduling), which the other file fills
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m slow -n 2 --dist loadfile --durations=25
