@@ -20,22 +20,12 @@ import pytest
 import yaml
 
 from cofitune.pipeline.launch import offline_env
+from tests.integration.test_slurm import EXTRA  # the tiny DAG of test_slurm.py: one model, one row of each job kind
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "workflow/profiles/slurm"
 pytestmark = pytest.mark.slow
 
-# the tiny DAG of test_slurm.py: one model, no search, one row of each kind of job
-EXTRA = """\
-models: [tiny-llama-8]
-search: {enabled: false}
-methods:
-  - {method: original, variant: base}
-  - {method: full_sft, variant: all}
-  - method: cofitune
-    variant: ffn-bottom2-update
-    params: {layers: bottom2, modules: ffn, target: update}
-"""
 
 
 def profile_value(value, attempt: int = 1) -> str:
