@@ -47,10 +47,12 @@ SEARCH = (opt("--trials", nargs="+", required=True, help="metrics.json of the tr
           opt("--out", required=True))
 
 
-def _stage_configs():
+def _stage_config(a, name: str, **fallback):
+    """The stage config of a command line (:func:`cofitune.pipeline.stage_configs.from_args`): ``name`` is the
+    stage config class the command was registered with."""
     from cofitune.pipeline import stage_configs
 
-    return stage_configs
+    return stage_configs.from_args(getattr(stage_configs, name), a, **fallback)
 
 
 @command("prepare-model",
@@ -98,7 +100,7 @@ def cmd_prepare_data(a) -> None:
         if task not in tasks:
             raise ValueError(f"{a.sheet}: no task {task!r} (have {sorted(tasks)})")
         fallback["spec"] = tasks[task]
-    data.run(_stage_configs().from_args(_stage_configs().DataStage, a, **fallback), a.out)
+    data.run(_stage_config(a, "DataStage", **fallback), a.out)
 
 
 @command("importance",
@@ -110,7 +112,7 @@ def cmd_prepare_data(a) -> None:
 def cmd_importance(a) -> None:
     from cofitune.pipeline.stages import importance
 
-    importance.run(_stage_configs().from_args(_stage_configs().ImportanceStage, a), a.model_dir, a.data, a.out)
+    importance.run(_stage_config(a, "ImportanceStage"), a.model_dir, a.data, a.out)
 
 
 @command("train",
@@ -189,7 +191,7 @@ def cmd_sync_readme(a) -> None:
 def cmd_prepare_probe(a) -> None:
     from cofitune.pipeline.stages import probe
 
-    probe.run(_stage_configs().from_args(_stage_configs().ProbeStage, a), a.model_dir, a.data_dir, a.out)
+    probe.run(_stage_config(a, "ProbeStage"), a.model_dir, a.data_dir, a.out)
 
 
 @command("prepare-nltk",
@@ -210,7 +212,7 @@ def cmd_prepare_nltk(a) -> None:
 def cmd_search_level(a) -> None:
     from cofitune.pipeline.stages import search
 
-    search.run(_stage_configs().from_args(_stage_configs().SearchStage, a), a.trials, a.original, a.out,
+    search.run(_stage_config(a, "SearchStage"), a.trials, a.original, a.out,
                previous=_at_most_one(a.previous, "--previous"))
 
 
@@ -218,7 +220,7 @@ def cmd_search_level(a) -> None:
 def cmd_search_grid(a) -> None:
     from cofitune.pipeline.stages import search
 
-    search.run(_stage_configs().from_args(_stage_configs().SearchStage, a), a.trials, a.original, a.out, grid=True)
+    search.run(_stage_config(a, "SearchStage"), a.trials, a.original, a.out, grid=True)
 
 
 @command("aggregate",
@@ -241,7 +243,7 @@ def cmd_search_grid(a) -> None:
 def cmd_aggregate(a) -> None:
     from cofitune.reporting.aggregate import refuse_stale, write_tables
 
-    cfg = _stage_configs().from_args(_stage_configs().TablesStage, a)
+    cfg = _stage_config(a, "TablesStage")
     if a.run_configs is not None:
         refuse_stale(a.metrics, a.run_configs)
     df = write_tables(a.metrics, a.csv, a.md, a.tex, a.html, uni=cfg.uni, claims_csv=a.claims_csv,
@@ -328,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, **parser_kwargs)
         for argument in arguments:
             if isinstance(argument, str):  # a stage config class, by name
-                _stage_configs().add_flags(s, getattr(_stage_configs(), argument))
+                from cofitune.pipeline import stage_configs
+
+                stage_configs.add_flags(s, getattr(stage_configs, argument))
             else:
                 s.add_argument(*argument[0], **argument[1])
         s.set_defaults(func=func)
