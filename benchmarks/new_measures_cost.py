@@ -61,7 +61,7 @@ def main() -> None:
         "added_s": round(timings["with"] - timings["without"], 2),
         "added_fraction": round(timings["with"] / timings["without"] - 1, 4),
         "target_fraction": 0.15,
-        "drift_mean": drift["mean"], "vers": base_metrics["vers"], "vers_p": base_metrics["vers_p"],
+        "drift_mean": drift["mean"], "vers": base_metrics["vers"], "vers_m": base_metrics["vers_m"],
         "device": "cpu", "torch_threads": __import__("torch").get_num_threads(),
     }
     Path(a.out).write_text(json.dumps(out, indent=2) + "\n")

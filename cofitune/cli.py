@@ -152,12 +152,14 @@ def cmd_resolve_region(a) -> None:
          opt("--model-meta", default=None, help="prepare-model JSON, for provenance"),
          opt("--data-meta", default=None, help="prepare-data meta.json, for provenance"),
          opt("--probe", nargs="*", default=[], help="prepare-probe JSON: measure drift from the base model"),
+         opt("--task-probe", nargs="*", default=[], help="prepare-task-probe JSON: measure the task's drift"),
          help="speciality + versatility of one checkpoint -> metrics.json")
 def cmd_evaluate(a) -> None:
     from cofitune.pipeline.stages import evaluate
 
     evaluate.run(a.run_config, a.model_dir, _at_most_one(a.checkpoint, "--checkpoint"), a.test, a.out, a.predictions,
-                 a.nltk_dir, model_meta=a.model_meta, data_meta=a.data_meta, probe=_at_most_one(a.probe, "--probe"))
+                 a.nltk_dir, model_meta=a.model_meta, data_meta=a.data_meta, probe=_at_most_one(a.probe, "--probe"),
+                 task_probe=_at_most_one(a.task_probe, "--task-probe"))
 
 
 def _at_most_one(values: list[str], flag: str) -> str | None:
@@ -192,6 +194,18 @@ def cmd_prepare_probe(a) -> None:
     from cofitune.pipeline.stages import probe
 
     probe.run(_stage_config(a, "ProbeStage"), a.model_dir, a.data_dir, a.out)
+
+
+@command("prepare-task-probe",
+         "TaskProbeStage",
+         opt("--model-dir", required=True, help="prepared base model folder"),
+         opt("--train", required=True, help="the task's normalised train.jsonl (the probe's prompts)"),
+         opt("--out", required=True, help="task probe JSON"),
+         help="the original model's greedy continuations of the task's own training prompts (TaskDrift)")
+def cmd_prepare_task_probe(a) -> None:
+    from cofitune.pipeline.stages import probe
+
+    probe.run_task(_stage_config(a, "TaskProbeStage"), a.model_dir, a.train, a.out)
 
 
 @command("prepare-nltk",

@@ -329,24 +329,70 @@ def _run_task(
         raise RuntimeError(f"lm-eval returned no results for {task} (non-zero rank?)")
 
     samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
-    items = [float(s[metric]) for s in samples]
+    items, clusters = item_scores(samples, metric)
     result = out["results"][task]
     score = 100.0 * float(result[f"{metric},{_FILTER}"])
     if not items or not math.isclose(score, 100.0 * sum(items) / len(items), abs_tol=1e-6):
         raise RuntimeError(f"{task}: {metric}={score} does not match the mean of its {len(items)} per-item scores")
     stderr = _as_number(result.get(f"{metric}_stderr,{_FILTER}"))
-    continuous = (choice_scores(samples, metric, cfg.get("target_delimiter", " "), items, task)
-                  if cfg.get("output_type") == "multiple_choice" else {})
+    if cfg.get("output_type") == "multiple_choice":
+        extra = choice_scores(samples, metric, cfg.get("target_delimiter", " "), items, task)
+    elif cfg.get("output_type") == "generate_until":
+        extra = budget_cuts(lm, samples, cfg["generation_kwargs"]["max_gen_toks"])
+    else:
+        extra = {}
     return {
         "task": task,
         "score": score,
         "metric": metric,
+        "chance": suite_chance(cfg),
         "stderr": None if stderr is None else 100.0 * stderr,
         "n": len(items),
         "items": items,
-        **continuous,
+        **({"clusters": clusters} if clusters is not None else {}),
+        **extra,
         "seconds": round(seconds, 3),
     }
+
+
+def item_scores(samples: list[dict], metric: str) -> tuple[list[float], list[int] | None]:
+    """Per-item scores of the headline metric in doc order, and their clusters: a metric lm-eval scores per
+    sample as one number gives one item per doc (no clusters); one it scores as a list (IFEval's instruction
+    level: one bool per instruction, aggregated over all instructions) gives one item per element, clustered by
+    its doc, so that the suite's score is their mean and the bootstrap resamples whole docs."""
+    values = [s[metric] for s in samples]
+    if not any(isinstance(v, list) for v in values):
+        return [float(v) for v in values], None
+    items, clusters = [], []
+    for s, v in zip(samples, values):
+        flat = v if isinstance(v, list) else [v]
+        items += [float(x) for x in flat]
+        clusters += [int(s["doc_id"])] * len(flat)
+    return items, clusters
+
+
+def suite_chance(cfg: Mapping[str, Any]) -> float | None:
+    """The suite's chance level (0-100, ``metadata.chance``: a uniform guess's score); None for a stock lm-eval
+    task, whose YAML does not declare one (its margin over chance is then unknown, and said so)."""
+    chance = (cfg.get("metadata") or {}).get("chance")
+    if chance is None:
+        if str(cfg.get("task", "")).startswith(TASK_PREFIX):
+            raise ValueError(f"{cfg['task']}: metadata.chance is missing (the score of a uniform guess, 0-100)")
+        return None
+    if not isinstance(chance, (int, float)) or not 0 <= chance <= 100:
+        raise ValueError(f"{cfg.get('task')}: metadata.chance = {chance!r}; expected a number in 0-100")
+    return float(chance)
+
+
+def budget_cuts(lm: Any, samples: list[dict], max_gen_toks: int) -> dict:
+    """Which generations the budget cut: a response of ``max_gen_toks`` tokens or more did not end by itself (an
+    answer cut short can fail an instruction it was about to follow). ``cut``: one bool per doc;
+    ``cut_share``: their share (0-1)."""
+    cut = []
+    for s in samples:
+        response = s["resps"][0][0] if isinstance(s["resps"][0], list) else s["resps"][0]
+        cut.append(len(lm.tok_encode(response)) >= max_gen_toks)
+    return {"cut": cut, "cut_share": sum(cut) / len(cut), "max_gen_toks": max_gen_toks}
 
 
 def _gold_index(target: Any, choices: list[str], where: str) -> int:
@@ -362,29 +408,35 @@ def _gold_index(target: Any, choices: list[str], where: str) -> int:
 def choice_scores(samples: list[dict], metric: str, delimiter: str, items: list[float], task: str) -> dict:
     """Per-item continuous scores of a multiple-choice suite, from lm-eval's own per-sample loglikelihoods.
 
-    ``p_gold``: the gold choice's probability among the choices, a softmax over the scores that the headline
-    metric ranks (``acc_norm``: loglikelihood / choice length in characters, as lm-eval normalises;
-    ``acc``: the plain loglikelihoods). ``ll_gold``: the gold choice's loglikelihood. Nothing is recomputed;
-    every item's argmax is checked against lm-eval's own accuracy for that item.
+    ``margin``: the gold choice's score minus the best distractor's, on the scale the headline metric ranks
+    (``acc``: the loglikelihoods, nats; ``acc_norm``: loglikelihood / choice length in characters, as lm-eval
+    normalises, nats per character). It is positive exactly when the item is right (0 is a tie, which lm-eval
+    breaks by the first choice), and it moves with how far the model is from flipping the item.
+    ``ll_choices``: every choice's loglikelihood, ``choice_chars`` their lengths and ``gold`` the gold choice's
+    index, so another score can be recomputed from the file. Nothing is recomputed by a model; every item's sign is checked against lm-eval's
+    own accuracy for that item.
     """
     if metric not in ("acc", "acc_norm"):
         raise ValueError(f"{task}: continuous scores need an acc or acc_norm headline metric, got {metric!r}")
-    p_gold, ll_gold = [], []
+    margins, lls_all, chars_all, golds = [], [], [], []
     for s, item in zip(samples, items):
         where = f"{task} doc {s['doc_id']}"
         lls = np.array([float(r[0]) for r in s["filtered_resps"]])
         conts = [str(args[1]) for args in s["arguments"]]
         choices = [c[len(delimiter):] if delimiter and c.startswith(delimiter) else c for c in conts]
         gold = _gold_index(s["target"], choices, where)
-        z = lls / np.array([float(len(c)) for c in choices]) if metric == "acc_norm" else lls
-        p = np.exp(z - z.max())
-        p /= p.sum()
+        chars = [len(c) for c in choices]
+        z = lls / np.array(chars, dtype=float) if metric == "acc_norm" else lls
+        margin = float(z[gold] - np.delete(z, gold).max())
         # a tie at the top makes lm-eval's argmax and ours agree by construction (both take the first)
-        if (int(np.argmax(z)) == gold) != (item == 1.0):
+        if (int(np.argmax(z)) == gold) != (item == 1.0) or (margin > 0) != (item == 1.0) and margin != 0:
             raise RuntimeError(f"{where}: the choice scores disagree with lm-eval's {metric} ({item})")
-        p_gold.append(float(p[gold]))
-        ll_gold.append(float(lls[gold]))
-    return {"p_gold": p_gold, "ll_gold": ll_gold, "p_gold_score": 100.0 * _mean(p_gold)}
+        margins.append(margin)
+        lls_all.append(lls.tolist())
+        chars_all.append(chars)
+        golds.append(gold)
+    return {"margin": margins, "margin_unit": "nats/char" if metric == "acc_norm" else "nats",
+            "ll_choices": lls_all, "choice_chars": chars_all, "gold": golds}
 
 
 def _limits(limit: int | Mapping[str, int] | None, tasks: list[str]) -> dict[str, int | None]:

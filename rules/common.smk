@@ -75,8 +75,11 @@ def importance_inputs(w):
 
 
 def probe_input(w):
-    """The model's drift probe, when drift is measured (an empty list renders as no path)."""
-    return {"probe": [P.fill(P.PROBE, model=w.model)] if config["evaluation"]["drift"]["enabled"] else []}
+    """The model's drift probe and the task's, when drift is measured (an empty list renders as no path)."""
+    drift = config["evaluation"]["drift"]
+    return {"probe": [P.fill(P.PROBE, model=w.model)] if drift["enabled"] else [],
+            "task_probe": [P.fill(P.TASK_PROBE, model=w.model, task=w.task)]
+            if drift["enabled"] and drift["task_prompts"] else []}
 
 
 def config_input(kind):

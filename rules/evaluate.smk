@@ -29,6 +29,24 @@ rule prepare_probe:
         "--data-dir {input.data_dir} --out {output} > {log} 2>&1"
 
 
+rule prepare_task_probe:
+    """The task drift probe: the task's own training prompts with the base model's greedy continuations."""
+    input:
+        cfg=config_input("task_probe"),
+        model=rules.prepare_model.output.folder,
+        train=rules.prepare_data.output.train,
+    output:
+        P.TASK_PROBE,
+    threads: workflow.cores
+    log:
+        "logs/prepare_task_probe/{model}/{task}.log",
+    benchmark:
+        "benchmarks/rules/prepare_task_probe/{model}/{task}.tsv"
+    shell:
+        "COFITUNE_THREADS={threads} {PY} prepare-task-probe --config {input.cfg} --model-dir {input.model} "
+        "--train {input.train} --out {output} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         unpack(checkpoint_input),
@@ -49,6 +67,6 @@ rule evaluate:
         f"benchmarks/rules/evaluate/{RUN_ID}.tsv"
     shell:
         "COFITUNE_THREADS={threads} {PY} evaluate --run-config {input.cfg} --model-dir {input.model} "
-        "--checkpoint {input.ckpt} --probe {input.probe} --test {input.test} --out {output.metrics} "
+        "--checkpoint {input.ckpt} --probe {input.probe} --task-probe {input.task_probe} --test {input.test} --out {output.metrics} "
         "--predictions {output.predictions} --nltk-dir {input.nltk} --model-meta {input.model_meta} "
         "--data-meta {input.data_meta} > {log} 2>&1"

@@ -8,6 +8,25 @@ ALPACA = (
 )
 RESPONSE_MARK = "### Response:"
 TEMPLATES = ("alpaca", "chat")
+#: the config value that takes the model sheet's word (``chat: true`` -> chat, else alpaca)
+AUTO = "auto"
+#: how a chat-formatted prompt gets its system turn, in training, speciality generation and lm-eval alike
+SYSTEM_PROMPT_POLICY = ("no system message is passed: the chat template's own default system turn applies "
+                        "(lm-eval puts a task's description, e.g. MMLU's subject line, as the system message)")
+
+
+def resolve_template(template: str, chat_model: bool) -> str:
+    """The concrete prompt format of a row: ``template`` itself, or with ``auto`` the model's own format (its
+    tokenizer's chat template for a chat model, Alpaca otherwise, as the release trains its Alpaca-aligned models).
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if template == AUTO:
+        return "chat" if chat_model else "alpaca"
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; expected {AUTO} or one of {TEMPLATES}")
+    return template
 
 
 def build_prompt(example: dict, template: str = "alpaca", tokenizer=None) -> str:

@@ -50,6 +50,47 @@ def check_config(config: dict, root: str | Path = ".") -> None:
         raise ValueError("config key search.min_vers_pct: criterion spec_at_vers needs it (Vers >= x% of the "
                          "original's); give a number")
     _check_runs(config)
+    warn_suites_at_chance(config, root)
+
+
+def suites_at_chance(metrics: dict, suites: set[str]) -> list[str]:
+    """Of ``suites``, those on which this (original) row is not decidedly above its chance level."""
+    from cofitune.stats import measures
+
+    rec = measures.record(metrics)
+    out = []
+    for suite in sorted(suites & set(rec["chance"])):
+        c = measures.over_chance(rec, suite, rec["chance"][suite], rec["clusters"].get(f"s:{suite}"))
+        if c is not None and c.verdict != "better":
+            out.append(suite)
+    return out
+
+
+def warn_suites_at_chance(config: dict, root: str | Path = ".") -> list[str]:
+    """Warn, where an original row was already evaluated (its ``metrics.json`` exists), about the configured suites
+    it is not decidedly above chance on, and loudly when that is every suite: Vers would then carry no signal.
+    Returns the warnings (for tests)."""
+    from cofitune.pipeline.io import read_json
+
+    suites = _suite_names(config, root)
+    warnings = []
+    originals = [r["variant"] for r in configured_runs(config) if r["method"] == "original"]
+    for model in config["models"]:
+        for task in config["tasks"]:
+            for variant in originals:
+                path = Path(paths.fill(paths.METRICS, model=model, task=task, method="original", variant=variant))
+                if not path.is_file():
+                    continue
+                flat = suites_at_chance(read_json(path), suites)
+                if flat:
+                    every = set(flat) == suites
+                    warnings.append(f"{path}: the original is not decidedly above chance on "
+                                    f"{'EVERY suite' if every else 'suite(s)'} {flat} of evaluation.versatility.suites"
+                                    f"{': Vers carries no signal' if every else ''} (choose suites above chance; "
+                                    f"docs/statistics.md)")
+    for w in warnings:
+        log.warning(w)
+    return warnings
 
 
 def _check_runs(config: dict) -> None:
@@ -119,12 +160,29 @@ def versatility_view(config: dict, root: str | Path = ".") -> dict:
     return vers
 
 
+def row_format(config: dict, model: str, run: dict | None = None, root: str | Path = ".") -> dict:
+    """The prompt format of one row (or, without ``run``, the model's default): ``template``, the row's
+    ``train.template`` override or config key ``train.template``, with ``auto`` resolved by the model sheet's
+    ``chat`` flag; ``apply_chat_template``, config key ``evaluation.versatility.apply_chat_template`` with
+    ``auto`` following the template (chat -> lm-eval's chat template too); and the system-prompt policy."""
+    from cofitune.core.prompt import SYSTEM_PROMPT_POLICY, resolve_template
+    from cofitune.pipeline.sheets import is_chat
+
+    chosen = {**config["train"], **((run or {}).get("train") or {})}["template"]
+    template = resolve_template(chosen, is_chat(read_sheet(Path(root) / config["models_sheet"]), model))
+    lm_eval_chat = config["evaluation"]["versatility"]["apply_chat_template"]
+    return {"template": template,
+            "apply_chat_template": template == "chat" if lm_eval_chat == "auto" else bool(lm_eval_chat),
+            "system_prompt": SYSTEM_PROMPT_POLICY if template == "chat" or lm_eval_chat is True else None}
+
+
 def run_config(config: dict, model: str, task: str, method: str, variant: str, root: str | Path = ".") -> dict:
     """Everything one run depends on, resolved (defaults filled), as written to its stage config file."""
     run = run_entry(config, method, variant)
     task_spec = config_tasks(config, root)[task]
     instance = get_method(method).from_params(run.get("params"))
     seed = config["seed"] if run.get("seed") is None else run["seed"]
+    fmt = row_format(config, model, run, root)
     # Only the sections a run depends on: editing train.lr re-runs trained rows, never `original`.
     resolved = {
         "model": model, "task": task, "method": method, "variant": variant, "row": run["row"],
@@ -134,15 +192,16 @@ def run_config(config: dict, model: str, task: str, method: str, variant: str, r
         "from_search": instance.from_search,
         "seed": seed,
         "plugins": plugin_paths(config, root),
-        "template": config["train"]["template"],  # the prompt format, shared by training and evaluation
+        "template": fmt["template"],  # the prompt format, shared by training and evaluation
+        "format": fmt,
         "speciality": {**config["evaluation"]["speciality"], "evaluator": task_spec["evaluator"],
                        "max_new_tokens": task_spec.get("max_new_tokens",
                                                        config["evaluation"]["speciality"]["max_new_tokens"])},
-        "versatility": versatility_view(config, root),
+        "versatility": {**versatility_view(config, root), "apply_chat_template": fmt["apply_chat_template"]},
         "drift": config["evaluation"]["drift"],
     }
     if instance.kind == "trained":
-        resolved["train"] = {**config["train"], **run.get("train", {}), "seed": seed}
+        resolved["train"] = {**config["train"], **run.get("train", {}), "seed": seed, "template": fmt["template"]}
     return json.loads(json.dumps(resolved))
 
 
@@ -168,7 +227,7 @@ def resolve_region(cfg: dict, chosen: dict, where: str) -> dict:
     return json.loads(json.dumps({**cfg, "params": instance.describe(), "region": region.id}))
 
 
-EVAL_KEYS = ("speciality", "versatility", "drift")
+EVAL_KEYS = ("speciality", "versatility", "drift", "format")
 
 
 def train_view(cfg: dict) -> dict:
@@ -188,7 +247,8 @@ def config_sha256(cfg: dict) -> str:
 
 #: stage kind -> the key that names one job's configuration (Snakemake wildcards)
 STAGE_KEYS = {"run": "{model}/{task}/{method}/{variant}", "train": "{model}/{task}/{method}/{variant}",
-              "data": "{task}", "importance": "{model}/{task}", "probe": "{model}", "search": "{model}/{task}",
+              "data": "{task}", "importance": "{model}/{task}", "probe": "{model}", "task_probe": "{model}/{task}",
+              "search": "{model}/{task}",
               "tables": "all", "bench": "all"}
 
 
@@ -198,7 +258,8 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
     ``run``: :func:`run_config` (evaluation); ``train``: its :func:`train_view`; ``data``: the split sizes
     and sampling seed of one task; ``importance``: the importance pass's settings; ``probe``: the drift
     probe's generation settings; ``search``: the tree search's settings and Uni's weights; ``tables``: Uni's
-    weights (the table's Uni column); ``bench``: the suite's gates, candidate row and stored baselines."""
+    weights (the table's Uni column); ``task_probe``: the task drift probe's size, format and generation settings;
+    ``bench``: the suite's gates, candidate row and stored baselines."""
     parts = key.split("/")
     if kind in ("run", "train"):
         cfg = run_config(config, *parts, root=root)
@@ -209,9 +270,14 @@ def stage_config(config: dict, kind: str, key: str, root: str | Path = ".") -> d
                 "n_test": task_size(config, spec, "n_test"), "seed": config["seed"]}
     if kind == "importance":
         return {"model": parts[0], "task": parts[1], **config["importance"], "seed": config["seed"],
-                "max_length": config["train"]["max_length"], "template": config["train"]["template"]}
-    if kind == "probe":
-        return {"model": key, **{k: v for k, v in config["evaluation"]["drift"].items() if k != "enabled"}}
+                "max_length": config["train"]["max_length"], "template": row_format(config, parts[0], root=root)["template"]}
+    if kind in ("probe", "task_probe"):
+        drift = {k: config["evaluation"]["drift"][k] for k in ("max_new_tokens", "max_prompt_tokens", "batch_size")}
+        fmt = row_format(config, parts[0], root=root)["template"]  # the model's own format
+        if kind == "probe":
+            return {"model": key, **drift, "chat": fmt == "chat"}
+        return {"model": parts[0], "task": parts[1], "template": fmt, "n_prompts": config["evaluation"]["drift"][
+            "task_prompts"], **{k: drift[k] for k in ("max_new_tokens", "batch_size")}}
     if kind == "search":
         return {"model": parts[0], "task": parts[1], **config["search"], "uni": config["uni"]}
     if kind == "tables":

@@ -86,7 +86,9 @@ def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: s
         values = [it[key] for it in items]
         lo, hi = bootstrap_ci(values, n_boot=n_bootstrap, seed=seed)
         metrics[key] = {"mean": sum(values) / len(values), "ci95": [lo, hi]}
+    clusters = [ex.get("cluster") for ex in examples]
     return {"score": metrics[scorer.PRIMARY]["mean"], "metric": scorer.PRIMARY,
+            "clusters": clusters if all(c is not None for c in clusters) else None,
             "ci95": metrics[scorer.PRIMARY]["ci95"], "metrics": metrics, "n": len(items),
             "generation": {"wall_s": wall, "new_tokens": n_new, "tokens_per_s": n_new / wall,
                            "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,

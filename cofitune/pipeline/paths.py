@@ -23,6 +23,8 @@ DATA = "results/data/{task}"
 NLTK = "results/nltk_data"
 IMPORTANCE = "results/importance/{model}/{task}.safetensors"
 PROBE = "results/probe/{model}.json"
+#: the task drift probe: one task's training prompts with the original's greedy continuations
+TASK_PROBE = "results/probe/{model}/{task}.json"
 
 SEARCH = "results/search/{model}/{task}"
 SEARCH_LEVEL = f"{SEARCH}/level{{level}}.json"

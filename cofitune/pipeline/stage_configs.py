@@ -93,7 +93,7 @@ class DataStage(StageConfig):
 @dataclass(frozen=True)
 class ImportanceStage(StageConfig):
     """``importance``: config key ``importance`` (``n_examples`` null: every training example), the training
-    format it tokenises with (``train.max_length``, ``train.template``) and the seed."""
+    format it tokenises with (``train.max_length``, and ``train.template`` as resolved for the model) and the seed."""
 
     n_examples: int | None
     batch_size: int
@@ -102,23 +102,46 @@ class ImportanceStage(StageConfig):
     abs_grad: bool
     seed: int
     max_length: int
-    template: str
+    template: str = "alpaca"  # the DAG writes the model's resolved format; by hand, the release's
     model: str | None = None
     task: str | None = None
     DEFAULTS: ClassVar = {**{k: ("importance", k) for k in ("n_examples", "batch_size", "dropout", "kl_weight",
                                                           "abs_grad")},
-                          "seed": ("seed",), "max_length": ("train", "max_length"), "template": ("train", "template")}
+                          "seed": ("seed",), "max_length": ("train", "max_length")}
+
+    def __post_init__(self):
+        from cofitune.core.prompt import TEMPLATES
+
+        if self.template not in TEMPLATES:  # `auto` is resolved by the model sheet when the DAG writes the file
+            raise ValueError(f"importance stage: template {self.template!r} is not one of {TEMPLATES}")
 
 
 @dataclass(frozen=True)
 class ProbeStage(StageConfig):
-    """``prepare-probe``: config key ``evaluation.drift`` (its generation settings)."""
+    """``prepare-probe``: config key ``evaluation.drift`` (its generation settings), and whether the model's own
+    format is its chat template (``chat``: each general prompt is then a user turn of it)."""
 
     max_new_tokens: int
     max_prompt_tokens: int
     batch_size: int
+    chat: bool = False
     model: str | None = None
     DEFAULTS: ClassVar = {k: ("evaluation", "drift", k) for k in ("max_new_tokens", "max_prompt_tokens", "batch_size")}
+
+
+@dataclass(frozen=True)
+class TaskProbeStage(StageConfig):
+    """``prepare-task-probe``: the task drift probe's size (``evaluation.drift.task_prompts``), the model's format
+    and the drift probe's generation settings. Prompts are kept whole: the task's context is what it is about."""
+
+    n_prompts: int
+    max_new_tokens: int
+    batch_size: int
+    template: str = "alpaca"
+    model: str | None = None
+    task: str | None = None
+    DEFAULTS: ClassVar = {"n_prompts": ("evaluation", "drift", "task_prompts"),
+                          **{k: ("evaluation", "drift", k) for k in ("max_new_tokens", "batch_size")}}
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ import pandas as pd
 from cofitune.core.methods import describe_setting
 from cofitune.pipeline.artifacts import read_metrics, read_run_config
 from cofitune.pipeline.io import atomic_write_text
-from cofitune.reporting import verdicts
+from cofitune.reporting import signal, verdicts
 from cofitune.reporting.references import reference_row
-from cofitune.stats.measures import MEASURES, compare_rows, strata, variance_split
+from cofitune.stats.measures import MEASURES, compare_rows, variance_split
+from cofitune.stats.measures import record as measures_record
 from cofitune.stats import uni_score
 
 KEYS = ["model", "task", "method", "variant"]
@@ -58,15 +59,14 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     spec = [m["spec"] for m in mets]
     vers = [m["vers"] for m in mets]
     row["Spec"], row["Spec_std"] = float(np.mean(spec)), _std(spec)
-    data = strata(runs)
-    record = {"data": data, "seeds": [r["run"]["seed"] for r in runs]}
+    record = measures_record(runs)
     for suite in mets[0]["suites"]:
         row[suite] = float(np.mean([m["suites"][suite]["score"] for m in mets]))
     for aspect in mets[0]["aspects"]:
         row[f"aspect:{aspect}"] = float(np.mean([m["aspects"][aspect] for m in mets]))
     row["Vers"], row["Vers_std"] = float(np.mean(vers)), _std(vers)
     for measure in MEASURES:  # every row's own CI: seeds, then items (the engine of every comparison)
-        c = compare_rows(record, None, measure, aspects)  # None: VersP/Drift of files older than the measure
+        c = compare_rows(record, None, measure, aspects)  # None: VersM/Drift of files older than the measure
         if measure not in row:
             row[measure] = math.nan if c is None else c.delta
         row[f"{measure}_lo"], row[f"{measure}_hi"] = (math.nan, math.nan) if c is None else (c.lo, c.hi)
@@ -76,6 +76,7 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     unis = [uni_score(s, v, uni) for s, v in zip(spec, vers)]
     row["Uni"], row["Uni_std"] = float(np.mean(unis)), _std(unis)
     row["trainable_frac"] = float(np.mean([m["trainable_fraction"] for m in mets]))
+    row["format"] = format_text(mets[0].get("format"))
     trains = [r["meta"].get("train") for r in runs]  # None: the original, a post-hoc combination
     row["git_dirty"] = any(bool(r["meta"]["git"]["dirty"]) for r in runs)
     row["git_sha"] = ";".join(sorted({str(r["meta"]["git"]["sha"]) for r in runs}))
@@ -83,6 +84,16 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     row["_record"] = {**record, "aspects": aspects, "params": first.get("params") or {},
                       "train": {r["run"]["seed"]: t for r, t in zip(runs, trains) if t}}  # cost per seed
     return row
+
+
+def format_text(fmt: dict | None) -> str:
+    """The prompt format a row was trained and evaluated in: ``chat`` (its tokenizer's chat template, lm-eval's too),
+    ``alpaca``, or a mix (``chat; lm-eval plain``); empty for a file older than the record."""
+    if not fmt:
+        return ""
+    lm_eval = fmt.get("apply_chat_template")
+    mixed = (fmt["template"] == "chat") != bool(lm_eval)
+    return fmt["template"] + (f"; lm-eval {'chat' if lm_eval else 'plain'}" if mixed else "")
 
 
 def _pct(value: float, reference: float) -> float:
@@ -108,9 +119,11 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
         df[col] = math.nan
     for col in comparison_columns():
         df[col] = math.nan if not col.endswith("_verdict") else ""
+    block_refs = {}
     for (model, task), group in df.groupby(["model", "task"], sort=False):
         ref = {meth: row for meth in REFERENCES
                if (row := reference_row(group, meth, references, f"{model}/{task}")) is not None}
+        block_refs[(task, model)] = ref
         for i in group.index:
             if "full_sft" in ref:
                 full = ref["full_sft"]
@@ -120,13 +133,14 @@ def build_table(paths: list[str | Path], uni: dict[str, float] | None = None, *,
                 df.at[i, "Vers_ret_original_%"] = _pct(df.at[i, "Vers"], ref["original"]["Vers"])
         for name, reference in ref.items():
             _fill_comparisons(df, group, reference, name, uni)
+    df = signal.fill_signal(df, block_refs)
     order = {"original": 0, "full_sft": 1}
     df["_o"] = df.method.map(lambda x: order.get(x, 2))
     # training cost (timings) only in the records, for the leaderboard: the table itself is a pure function of
     # the results, so a re-run reproduces it bit for bit
     df = df.sort_values(["task", "model", "_o", "method", "variant"], kind="stable").drop(
         columns=["_o"] if keep_records else ["_o", "_record"])
-    tail = ["trainable_frac", "seeds", "seed_list", "git_dirty", "git_sha", "sources"] + (
+    tail = ["trainable_frac", "format", "seeds", "seed_list", "git_dirty", "git_sha", "sources"] + (
         ["_record"] if keep_records else [])
     return df[[c for c in df.columns if c not in tail] + tail].reset_index(drop=True)
 
@@ -180,7 +194,7 @@ def _cell(row: pd.Series, col: str, with_ci: bool) -> str:
     if std is not None and not math.isnan(std):
         return f"{text} ± {std:.2f}"
     if with_ci and not math.isnan(row.get(f"{col}_lo", math.nan)):
-        lo_hi = 4 if col == "Drift" else 1
+        lo_hi = {"Drift": 4, "TaskDrift": 4, "VersM": 3}.get(col, 1)
         return f"{text} [{row[f'{col}_lo']:.{lo_hi}f}, {row[f'{col}_hi']:.{lo_hi}f}]"
     return text
 
@@ -188,27 +202,29 @@ def _cell(row: pd.Series, col: str, with_ci: bool) -> str:
 def display_blocks(df: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]], list[set]]]:
     """Per (task, model): title, header, cell strings, and per row the set of columns that are best."""
     aspects = [c for c in df.columns if c.startswith("aspect:")]
-    cols = ["Spec", *aspects, "Vers", "VersP", "Drift", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%",
+    cols = ["Spec", *aspects, "Vers", "VersM", "Drift", "TaskDrift", "Uni", "dVers_vs_full_sft_%", "Vers_ret_original_%",
             "Spec_ret_full_sft_%", "trainable_frac"]
-    header = ["Method", "Setting", "Seeds", "Spec", *[a.split(":", 1)[1] for a in aspects], "Vers", "VersP", "Drift",
-              "Uni",
+    tail = ["Vers", "VersM", "Drift", "TaskDrift", "Uni",
               "ΔVers vs Full SFT (%)", "Vers ret. orig. (%)", "Spec ret. Full SFT (%)", "Trainable"]
     blocks = []
     for (task, model), block in df.groupby(["task", "model"], sort=False):
         best = best_rows(block)
+        named = [signal.aspect_header(a.split(":", 1)[1], block.iloc[0]) for a in aspects]
+        header = ["Method", "Setting", "Format", "Seeds", "Spec", *named, *tail]
         rows, marks = [], []
         for i, row in block.iterrows():
             name = f"{row.method}/{row.variant}" + (" †" if row.git_dirty else "")
-            cells = [name, row.setting or "", str(row.seeds)]
-            cells += [_cell(row, c, with_ci=c in ("Spec", "Vers", "VersP", "Drift")) if c != "trainable_frac"
+            cells = [name, row.setting or "", row.get("format") or "", str(row.seeds)]
+            cells += [_cell(row, c, with_ci=c in ("Spec", "Vers", "VersM", "Drift", "TaskDrift")) if c != "trainable_frac"
                       else f"{100 * row[c]:.2f}%" for c in cols]
             rows.append(cells)
-            marks.append({header[3 + k] for k, c in enumerate(cols) if i in best.get(c, set())})
+            marks.append({header[4 + k] for k, c in enumerate(cols) if i in best.get(c, set())})
         blocks.append((f"{task} · {model}", header, rows, marks))
     return blocks
 
 
-FOOTNOTE = ("Spec, Vers, VersP (continuous Vers: 100 * p(gold choice) of the multiple-choice suites) and Drift "
+FOOTNOTE = ("Spec, Vers, VersM (continuous Vers: the gold choice's log-likelihood margin over the best distractor on "
+            "the scale each multiple-choice suite's headline ranks; > 0 exactly when the item is right) and Drift "
             "(mean per-token KL(p_original || p_row) on the 220-prompt probe, nats): mean [95% bootstrap CI over "
             "test items], or mean ± std over seeds. Best value per column among fine-tuned rows in bold. "
             "† = produced from a dirty git tree (uncommitted code).")
@@ -262,7 +278,11 @@ def to_markdown(df: pd.DataFrame) -> str:
         out.append("")
     out += [COMPARISON_NOTE, ""]
     seeds = seed_blocks(df)
-    for title, header, rows in comparison_blocks(df) + ([("", [], [])] if seeds else []) + seeds:
+    for title, header, rows in (comparison_blocks(df) + [("signal", [], [])] + signal.signal_blocks(df)
+                                + ([("", [], [])] if seeds else []) + seeds):
+        if title == "signal":
+            out += [signal.SIGNAL_NOTE, ""]
+            continue
         if not title:
             out += [SEEDS_NOTE, ""]
             continue
@@ -309,12 +329,13 @@ def to_html(df: pd.DataFrame) -> str:
             out.append("<tr>" + "".join(f"<td><b>{escape(c)}</b></td>" if h in best else f"<td>{escape(c)}</td>"
                                         for h, c in zip(header, cells)) + "</tr>")
         out.append("</tbody></table>")
-    out.append(f"<p>{escape(COMPARISON_NOTE)}</p>")
-    for title, header, rows in comparison_blocks(df):
-        out.append(f"<table><caption>{escape(title)}</caption><thead><tr>"
-                   + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
-        out += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>" for cells in rows]
-        out.append("</tbody></table>")
+    for note, blocks in ((COMPARISON_NOTE, comparison_blocks(df)), (signal.SIGNAL_NOTE, signal.signal_blocks(df))):
+        out.append(f"<p>{escape(note)}</p>")
+        for title, header, rows in blocks:
+            out.append(f"<table><caption>{escape(title)}</caption><thead><tr>"
+                       + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+            out += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>" for cells in rows]
+            out.append("</tbody></table>")
     out.append("</body></html>")
     return "\n".join(out)
 

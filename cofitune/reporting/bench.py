@@ -37,7 +37,7 @@ ROOT = repo.ROOT
 #: the stored baselines of every suite, ``<suite>/...`` (committed)
 BASELINES = ROOT / "results" / "baselines"
 #: gate metric -> the measure it compares (``aspect:<name>`` compares that aspect's Vers)
-GATE_MEASURES = {"spec": "Spec", "spec_nll": "SpecNLL", "vers": "Vers", "vers_p": "VersP", "drift": "Drift"}
+GATE_MEASURES = {"spec": "Spec", "spec_nll": "SpecNLL", "vers": "Vers", "vers_m": "VersM", "drift": "Drift"}
 TESTS = ("point", "ci")
 #: the measures of a new row's standing among the stored baselines (rank by the first)
 STANDING_MEASURES = ("Uni", "Spec", "Vers")

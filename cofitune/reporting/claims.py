@@ -16,11 +16,16 @@ import pandas as pd
 from cofitune import stats
 from cofitune.core.region import Region
 from cofitune.reporting import verdicts
+from cofitune.stats import measures
 from cofitune.stats.measures import compare_rows, measure_stat
 
-VERS_MEASURES = ("Vers", "VersP", "Drift")
+VERS_MEASURES = ("Vers", "VersM", "Drift", "TaskDrift")
+DRIFTS = ("Drift", "TaskDrift")
 SPEC_SHARE = 0.9  # C3: CoFiTune keeps at least this share of Full SFT's Spec
-EQUIV_MARGIN = {"Vers": 1.0, "VersP": 1.0}  # C6: score points; Drift: 10% of the coarse-only row's drift
+#: C6's equivalence margins: Vers in score points; VersM in its margin units (nats, or nats per character on an
+#: acc_norm suite: 0.01 is about a tenth of a typical item's margin on the demo's suites); Drift and TaskDrift: 10%
+#: of the coarse-only row's
+EQUIV_MARGIN = {"Vers": 1.0, "VersM": 0.01}
 DRIFT_EQUIV_SHARE = 0.1
 PAPER_REGION = Region("bottom2", "ffn")  # C4: FFN in (N/4, N/2]
 
@@ -84,14 +89,18 @@ def _block_claims(block: pd.DataFrame, uni: dict | None) -> list[dict]:
     def cmp(a, b, measure, rec_b=None):
         return compare_rows(a["_record"], rec_b or b["_record"], measure, aspects, uni)
 
+    def vers(claim: str, a, b) -> list[dict]:
+        """A versatility claim on every measure; Vers carries the item flips behind it."""
+        return [_entry(first, claim, f"{_name(a)} vs {_name(b)}", m, cmp(a, b, m),
+                       note=flips_note(a["_record"], b["_record"]) if m == "Vers" else "") for m in VERS_MEASURES]
+
     if full is not None and original is not None:
-        out += [_entry(first, "C1", f"{_name(full)} vs {_name(original)}", m, cmp(full, original, m))
-                for m in VERS_MEASURES]
+        out += vers("C1", full, original)
     else:
         out.append(_missing(first, "C1", "original, full_sft"))
     if full is not None and cofi:
         for row in cofi:
-            out += [_entry(first, "C2", f"{_name(row)} vs {_name(full)}", m, cmp(row, full, m)) for m in VERS_MEASURES]
+            out += vers("C2", row, full)
             out.append(_entry(first, "C3", f"{_name(row)} vs {SPEC_SHARE} x {_name(full)}", "Spec",
                               cmp(row, full, "Spec", rec_b=_scaled_spec(full, SPEC_SHARE))))
     else:
@@ -107,19 +116,30 @@ def _block_claims(block: pd.DataFrame, uni: dict | None) -> list[dict]:
         out.append(_missing(first, "C4", f"coarse_only at {PAPER_REGION} and at other regions (the search grid)"))
     pairs = [(r, c) for r in cofi for c in coarse if _region(r) == _region(c)]
     for r, c in pairs:
-        out += [_entry(first, "C5", f"{_name(r)} vs {_name(c)}", m, cmp(r, c, m)) for m in VERS_MEASURES]
+        out += vers("C5", r, c)
     if not pairs:
         out.append(_missing(first, "C5", "cofitune and coarse_only on the same region"))
     grad = [(r, c) for r, c in pairs if r["_record"]["params"].get("target") == "grad"]
     for r, c in grad:
         for m in VERS_MEASURES:
             comp = cmp(r, c, m)
-            margin = (EQUIV_MARGIN.get(m) if m != "Drift"
-                      else DRIFT_EQUIV_SHARE * c["Drift"] if not math.isnan(c["Drift"]) else None)
+            margin = (EQUIV_MARGIN.get(m) if m not in DRIFTS
+                      else DRIFT_EQUIV_SHARE * c[m] if not math.isnan(c[m]) else None)
             out.append(_equivalence(_entry(first, "C6", f"{_name(r)} vs {_name(c)}", m, comp), comp, margin))
     if not grad:
         out.append(_missing(first, "C6", "cofitune (target: grad) and coarse_only on the same region"))
     return out
+
+
+def flips_note(a: dict, b: dict) -> str:
+    """``flips: mmlu −1/+2 (p 1); piqa −9/+2 (p 0.065)``: per right/wrong suite, the items ``a`` lost and gained
+    against ``b`` with McNemar's exact p (:func:`cofitune.stats.measures.flips`)."""
+    parts = []
+    for suite in measures.binary_suites(a):
+        f = measures.flips(a, b, suite)
+        if f is not None:
+            parts.append(f"{suite} −{f['lost']}/+{f['gained']} (p {f['p']:.2g})")
+    return "flips: " + "; ".join(parts) if parts else ""
 
 
 def _equivalence(entry: dict, c: stats.Comparison | None, margin: float | None) -> dict:
@@ -148,7 +168,8 @@ def build_claims(table: pd.DataFrame, uni: dict | None = None) -> pd.DataFrame:
 
 NOTE = ("Each claim is tested as paired comparisons on this run's rows: effect = row - reference, paired-bootstrap "
         "95% CI (seeds, then items), Holm's correction over each block's directional comparisons. "
-        "Drift: lower is better, so 'worse' means the row moved further from the original. C3 tests "
+        "Drift and TaskDrift (the general probe's and the task's own prompts'): lower is better, so 'worse' means "
+        "the row moved further from the original. C3 tests "
         f"Spec(CoFiTune) - {SPEC_SHARE} x Spec(Full SFT) > 0. C6 is an equivalence claim: supported when the CI "
         "lies inside the stated margin. An undecided difference says what would settle it: Holm's adjusted p where "
         "the CI alone excludes 0, the minimum detectable effect, and the items per test set (or seeds) that would "

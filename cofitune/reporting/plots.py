@@ -113,7 +113,7 @@ def versus_full_sft(row: pd.Series) -> str:
     ``reference`` for Full SFT."""
     if row["method"] == "full_sft":
         return "reference"
-    decided = [f"{m} {row.get(f'd{m}_vs_full_sft_verdict')}" for m in ("Spec", "Vers", "VersP", "Drift")
+    decided = [f"{m} {row.get(f'd{m}_vs_full_sft_verdict')}" for m in ("Spec", "Vers", "VersM", "Drift")
                if row.get(f"d{m}_vs_full_sft_verdict") in ("better", "worse")]
     return ", ".join(decided)
 
@@ -150,7 +150,7 @@ def pareto_plot(table: pd.DataFrame, png: str | Path, svg: str | Path, *, title:
     extended to the ``original`` row (alpha=0) and the source row (alpha=1). ``params`` maps each row's
     ``(method, variant)`` to its run parameters as the run files record them (``run.params`` of its
     ``metrics.json``); the Wise-FT rows need theirs.
-    A filled marker is a row distinguishable from Full SFT (a decided paired verdict on Spec, Vers, VersP or
+    A filled marker is a row distinguishable from Full SFT (a decided paired verdict on Spec, Vers, VersM or
     Drift, named in its legend entry); a hollow marker is within noise of Full SFT on all of them.
     """
     missing = [c for c in PARETO_COLUMNS if c not in table.columns]

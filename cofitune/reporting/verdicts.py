@@ -67,9 +67,9 @@ def compare_block(rows: Mapping[K, dict], reference: dict, measures: Iterable[st
 # ---- a difference as a cell ----------------------------------------------------------------------------
 
 def measure_digits(measure: str) -> int:
-    """The decimals a measure's values and differences are written with: 4 for Drift (nats per token, small),
-    2 for the scores (points)."""
-    return 4 if measure == "Drift" else 2
+    """The decimals a measure's values and differences are written with: 4 for the drifts (nats per token, small),
+    3 for VersM (log-likelihood margins), 2 for the scores (points)."""
+    return {"Drift": 4, "TaskDrift": 4, "VersM": 3}.get(measure, 2)
 
 
 def _given(c: Mapping[str, Any], field: str):

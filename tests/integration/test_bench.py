@@ -78,7 +78,7 @@ def test_a_plugin_method_gets_a_verdict_per_metric(tmp_path, workdir):
     the original than the soft-masked reference: the drift gate says so, the others pass."""
     proc, verdict = bench(tmp_path, workdir, "ffn_region", SANE)
     entries = {e["metric"]: e for e in verdict["blocks"][0]["metrics"]}
-    assert list(entries) == ["spec", "spec_nll", "vers", "vers_p", "drift"]
+    assert list(entries) == ["spec", "spec_nll", "vers", "vers_m", "drift"]
     assert all(isinstance(e["passed"], bool) and e["reason"] and e["verdict"] for e in entries.values())
     assert verdict["reference"] == "cofitune/ffn-bottom2-update"
     assert [m for m, e in entries.items() if not e["passed"]] == ["drift"], proc.stdout

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -106,7 +107,8 @@ def test_every_trained_row_moved(dag_run):
         for method, variant in ROWS[1:]:
             assert sub.at[(method, variant), "Drift"] > 0, (model, method, variant)
             assert sub.at[(method, variant), "dDrift_vs_original_verdict"] == "worse", (model, method, variant)
-            assert 0 <= sub.at[(method, variant), "VersP"] <= 100
+            assert np.isfinite(sub.at[(method, variant), "VersM"])  # margins of the multiple-choice suites
+            assert sub.at[(method, variant), "TaskDrift"] > 0, (model, method, variant)  # moved on the task's prompts
             saved = load_file(str(dag_run / "results/runs" / model / "squad" / method / variant /
                                   "checkpoint/trainable.safetensors"))
             changed = {n for n, t in saved.items() if not torch_equal(t, base[n])}

@@ -65,7 +65,8 @@ def test_table_matches_golden_csv(tmp_path):
     """The whole layout (columns, order, every number) from hand-written metrics files."""
     df = build_table(_three(tmp_path)).drop(columns=["sources"])
     golden = pd.read_csv(GOLDEN_CSV, dtype={"seed_list": str, "git_sha": str})
-    for col in [c for c in golden.columns if c.endswith("_verdict")]:  # CSV reads an empty verdict as NaN
+    for col in [c for c in golden.columns if c.endswith("_verdict") or c.startswith("at_chance:") or c == "format"]:
+        # CSV reads an empty string as NaN
         golden[col] = golden[col].astype(object).fillna("")
     pd.testing.assert_frame_equal(df.reset_index(drop=True), golden, check_dtype=False, atol=1e-6)
 
@@ -173,13 +174,13 @@ def test_setting_reads_in_words(tmp_path):
     path.write_text(json.dumps(m))
     table = build_table([path])
     assert table.at[0, "setting"] == "ffn@bottom2, update mask"
-    assert "| cofitune/v | ffn@bottom2, update mask | 1 |" in to_markdown(table)
+    assert "| cofitune/v | ffn@bottom2, update mask |  | 1 |" in to_markdown(table)  # no format recorded: empty
 
 
-def _with_new_measures(path, p_gold: dict, drift: list[float]):
+def _with_new_measures(path, margin: dict, drift: list[float]):
     m = json.loads(path.read_text())
-    for name, values in p_gold.items():
-        m["metrics"]["suites"][name]["p_gold"] = values
+    for name, values in margin.items():
+        m["metrics"]["suites"][name]["margin"] = values
     m["metrics"]["drift"] = {"items": drift, "mean": float(np.mean(drift))}
     path.write_text(json.dumps(m))
     return path
@@ -192,12 +193,12 @@ def test_verdict_columns_on_a_hand_table(tmp_path):
     _with_new_measures(full, {k: [x - 0.2 for x in v] for k, v in p.items()}, [0.30, 0.32, 0.28, 0.30])
     _with_new_measures(cofi, {k: [x - 0.1 for x in v] for k, v in p.items()}, [0.10, 0.30, 0.20, 0.12])
     df = build_table([cofi, full, orig]).set_index("method")
-    # VersP: every p_gold shifted by a constant -> exact differences, zero-width CIs, decided
-    assert df.at["full_sft", "VersP"] == pytest.approx(30.0)
-    assert df.at["full_sft", "dVersP_vs_original"] == pytest.approx(-20.0)
-    assert df.at["full_sft", "dVersP_vs_original_verdict"] == "worse"
-    assert df.at["cofitune", "dVersP_vs_full_sft"] == pytest.approx(10.0)
-    assert df.at["cofitune", "dVersP_vs_full_sft_verdict"] == "better"
+    # VersM: every margin shifted by a constant -> exact differences, zero-width CIs, decided
+    assert df.at["full_sft", "VersM"] == pytest.approx(0.3)
+    assert df.at["full_sft", "dVersM_vs_original"] == pytest.approx(-0.2)
+    assert df.at["full_sft", "dVersM_vs_original_verdict"] == "worse"
+    assert df.at["cofitune", "dVersM_vs_full_sft"] == pytest.approx(0.1)
+    assert df.at["cofitune", "dVersM_vs_full_sft_verdict"] == "better"
     # Drift: lower is better; original's drift is 0 on every item
     assert df.at["full_sft", "Drift"] == pytest.approx(0.30)
     assert df.at["full_sft", "dDrift_vs_original_verdict"] == "worse"
@@ -213,7 +214,8 @@ def test_verdict_columns_on_a_hand_table(tmp_path):
 
 def test_rows_without_the_new_measures_leave_their_cells_empty(tmp_path):
     df = build_table(_three(tmp_path)).set_index("method")
-    assert np.isnan(df.at["cofitune", "VersP"]) and np.isnan(df.at["cofitune", "Drift"])
+    assert np.isnan(df.at["cofitune", "VersM"]) and np.isnan(df.at["cofitune", "Drift"])
+    assert np.isnan(df.at["cofitune", "TaskDrift"]) and df.at["cofitune", "format"] == ""
     assert np.isnan(df.at["cofitune", "dDrift_vs_full_sft"])
     assert df.at["cofitune", "dDrift_vs_full_sft_verdict"] == ""
     assert df.at["cofitune", "dSpec_vs_full_sft_verdict"] == "worse"  # 72 vs 80 on constant items

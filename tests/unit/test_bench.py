@@ -115,20 +115,20 @@ def _with_drift(m, drift, p_shift=0.0):
     m = copy.deepcopy(m)
     m["metrics"]["drift"] = {"items": drift}
     for name, s in m["metrics"]["suites"].items():
-        s["p_gold"] = [min(max(0.5 + 0.3 * (x - 0.5) + p_shift, 0.0), 1.0) for x in s["items"]]
+        s["margin"] = [0.3 * (x - 0.5) + p_shift for x in s["items"]]
     return m
 
 
 def test_drift_and_continuous_vers_gates():
     ref = _with_drift(REF, [0.10 + 0.01 * (i % 5) for i in range(20)])
     harmed = _with_drift(REF, [0.30 + 0.01 * (i % 5) for i in range(20)], p_shift=-0.05)
-    gates = {"drift": {"test": "ci", "max_drop": 0.05}, "vers_p": {"test": "ci", "max_drop": 1.0}}
+    gates = {"drift": {"test": "ci", "max_drop": 0.05}, "vers_m": {"test": "ci", "max_drop": 0.01}}
     same = _by_metric(compare(ref, ref, gates, n_boot=200))
     assert all(e["passed"] for e in same.values())
     bad = _by_metric(compare(harmed, ref, gates, n_boot=200))
     assert bad["drift"]["better"] == "lower" and bad["drift"]["diff"] == pytest.approx(0.2)
     assert not bad["drift"]["passed"] and bad["drift"]["verdict"] == "worse"
-    assert bad["vers_p"]["diff"] == pytest.approx(-5.0) and not bad["vers_p"]["passed"]
+    assert bad["vers_m"]["diff"] == pytest.approx(-0.05) and not bad["vers_m"]["passed"]
 
 
 def test_each_gate_reports_the_smallest_regression_it_detects():

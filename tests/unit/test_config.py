@@ -91,7 +91,7 @@ def test_run_config_holds_only_what_the_run_depends_on(config):
     orig = run_config(config, "smollm2-135m", "squad", "original", "base", ROOT)
     cofi = run_config(config, "smollm2-135m", "squad", "cofitune", "ffn-bottom2-update", ROOT)
     assert "train" not in orig and cofi["train"]["lr"] == config["train"]["lr"]
-    assert orig["template"] == cofi["template"] == config["train"]["template"]  # the prompt is shared
+    assert orig["template"] == cofi["template"] == cofi["train"]["template"] == "chat"  # shared; auto -> the sheet's
     edited = copy.deepcopy(config)
     edited["train"]["lr"] = 1e-5
     assert run_config(edited, "smollm2-135m", "squad", "original", "base", ROOT) == orig
@@ -251,8 +251,8 @@ def test_each_stage_config_changes_exactly_with_what_its_jobs_depend_on(config):
     from cofitune.pipeline.config import STAGE_KEYS, stage_config
 
     keys = {"run": "smollm2-135m/squad/full_sft/all", "train": "smollm2-135m/squad/full_sft/all", "data": "squad",
-            "importance": "smollm2-135m/squad", "probe": "smollm2-135m", "search": "smollm2-135m/squad",
-            "tables": "all"}
+            "importance": "smollm2-135m/squad", "probe": "smollm2-135m", "task_probe": "smollm2-135m/squad",
+            "search": "smollm2-135m/squad", "tables": "all"}
     assert set(keys) | {"bench"} == set(STAGE_KEYS)  # bench: a bench suite's config only (below)
     before = {k: stage_config(config, k, key, ROOT) for k, key in keys.items()}
     edits = {  # edit -> the kinds whose jobs depend on it
@@ -269,7 +269,13 @@ def test_each_stage_config_changes_exactly_with_what_its_jobs_depend_on(config):
     edited = copy.deepcopy(config)
     edited["evaluation"]["drift"]["max_new_tokens"] = 3
     after = {k: stage_config(edited, k, kk, ROOT) for k, kk in keys.items()}
-    assert {k for k in keys if after[k] != before[k]} == {"run", "probe"}
+    assert {k for k in keys if after[k] != before[k]} == {"run", "probe", "task_probe"}
+    edited["evaluation"]["drift"]["task_prompts"] = 7  # the task probe's size: its file and the rows scored on it
+    again = {k: stage_config(edited, k, kk, ROOT) for k, kk in keys.items()}
+    assert {k for k in keys if again[k] != after[k]} == {"run", "task_probe"}
+    edited["train"]["template"] = "alpaca"  # the format: every stage that renders a prompt
+    fmt = {k: stage_config(edited, k, kk, ROOT) for k, kk in keys.items()}
+    assert {k for k in keys if fmt[k] != again[k]} == {"run", "train", "importance", "probe", "task_probe"}
     suite = yaml.safe_load((ROOT / "config/bench/tiny.yaml").read_text())
     bench = stage_config(suite, "bench", "all", ROOT)
     assert bench == {"models": suite["models"], "tasks": suite["tasks"], "bench": suite["bench"]}
@@ -421,3 +427,39 @@ def test_errors_that_used_to_fail_inside_jobs_are_found_at_parse(config, edit, m
     edit(cfg)
     with pytest.raises(ValueError, match=message):
         check_config(cfg, ROOT)
+
+
+def test_a_chat_model_trains_and_is_evaluated_in_its_own_format_by_default(config):
+    """The sheet marks SmolLM2-135M-Instruct `chat: true`: `auto` resolves to its chat template in training, in
+    speciality prompts and in lm-eval; a row or the config can still choose either format, and the run config
+    says which (with the system-prompt policy)."""
+    assert config["train"]["template"] == "auto" and config["evaluation"]["versatility"]["apply_chat_template"] == "auto"
+    orig = run_config(config, "smollm2-135m", "squad", "original", "base", ROOT)
+    assert orig["format"]["template"] == "chat" and orig["format"]["apply_chat_template"] is True
+    assert orig["versatility"]["apply_chat_template"] is True and "system" in orig["format"]["system_prompt"]
+    alpaca = copy.deepcopy(config)
+    alpaca["train"]["template"] = "alpaca"
+    cfg = run_config(alpaca, "smollm2-135m", "squad", "full_sft", "all", ROOT)
+    assert cfg["template"] == cfg["train"]["template"] == "alpaca" and cfg["versatility"]["apply_chat_template"] is False
+    assert cfg["format"]["system_prompt"] is None
+    per_row = copy.deepcopy(config)
+    per_row["methods"][1]["train"] = {"template": "alpaca"}  # full_sft/all alone in the Alpaca format
+    assert run_config(per_row, "smollm2-135m", "squad", "full_sft", "all", ROOT)["template"] == "alpaca"
+    assert run_config(per_row, "smollm2-135m", "squad", "original", "base", ROOT)["template"] == "chat"
+    forced = copy.deepcopy(config)
+    forced["evaluation"]["versatility"]["apply_chat_template"] = False
+    assert run_config(forced, "smollm2-135m", "squad", "original", "base", ROOT)["versatility"][
+        "apply_chat_template"] is False
+
+
+def test_a_model_without_the_chat_flag_uses_alpaca(tmp_path, config):
+    sheet = yaml.safe_load((ROOT / "config" / "models.yaml").read_text())
+    sheet["smollm2-135m"].pop("chat")
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(sheet))
+    base = {**copy.deepcopy(config), "models_sheet": str(tmp_path / "models.yaml")}
+    cfg = run_config(base, "smollm2-135m", "squad", "original", "base", ROOT)
+    assert cfg["template"] == "alpaca" and cfg["versatility"]["apply_chat_template"] is False
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("m:\n  source: hub\n  location: x/y\n  chat: yes please\n")
+    with pytest.raises(ValueError, match=r"m\.chat = 'yes please'"):
+        read_sheet(bad)

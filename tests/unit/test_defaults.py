@@ -23,6 +23,9 @@ def test_the_schemas_training_defaults_are_trainconfigs():
     schema = schema_defaults("train")
     fields["betas"] = list(fields["betas"])  # YAML has no tuples
     assert set(schema) == set(fields) - {"seed"}  # the run's seed is the config's top-level `seed`
+    # template: the schema's `auto` is resolved per model by the sheet before a TrainConfig is built, which
+    # takes a concrete format (alpaca, the release's, when built by hand)
+    assert schema.pop("template") == "auto" and fields["template"] == "alpaca"
     assert {k: fields[k] for k in schema} == schema
     assert SCHEMA["properties"]["seed"]["default"] == fields["seed"]
 
@@ -36,5 +39,7 @@ def test_the_importance_commands_defaults_are_the_schemas():
     schema = schema_defaults("importance")
     assert {k: getattr(cfg, k) for k in schema} == schema
     train = schema_defaults("train")
-    assert (cfg.max_length, cfg.template, cfg.seed) == (train["max_length"], train["template"],
-                                                        SCHEMA["properties"]["seed"]["default"])
+    assert (cfg.max_length, cfg.seed) == (train["max_length"], SCHEMA["properties"]["seed"]["default"])
+    # by hand the release's Alpaca format (TrainConfig's); the DAG writes the model's resolved `auto`
+    assert cfg.template == dataclasses.fields(TrainConfig)[[f.name for f in dataclasses.fields(TrainConfig)].index(
+        "template")].default == "alpaca"

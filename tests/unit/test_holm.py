@@ -91,7 +91,7 @@ COFI_DIFF = [1.0, 17, 19, 8, 9, 0, -4, -4, -5, 14, 4, 6, -1, -6, -7, -3, 11, 5, 
 def test_the_table_reports_the_hand_computed_holm_p(tmp_path):
     """The comparison table's family against `original` in one block, worked by hand.
 
-    Every row scores the same versatility items and has no VersP/Drift data, so the family is the 4 cells
+    Every row scores the same versatility items and has no VersM/Drift data, so the family is the 4 cells
     {full_sft, cofitune} x {Spec, Vers}:
       full_sft Spec: +40 on every item  -> zero-width CI, raw p = 0
       full_sft Vers: identical items    -> difference exactly 0, raw p = 1

@@ -69,7 +69,9 @@ def test_a_stage_config_fills_the_schemas_defaults_and_names_what_is_wrong():
     cfg = S.ImportanceStage.from_dict({"n_examples": 32}, where="imp.json")
     assert cfg.n_examples == 32
     assert cfg.batch_size == schema_default("importance", "batch_size")
-    assert cfg.template == schema_default("train", "template") and cfg.seed == schema_default("seed")
+    assert cfg.template == "alpaca" and cfg.seed == schema_default("seed")  # the DAG writes the resolved format
+    with pytest.raises(ValueError, match="template 'auto' is not one of"):
+        S.ImportanceStage.from_dict({"template": "auto"}, where="imp.json")
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.n_examples = 1
     with pytest.raises(ValueError, match=r"imp.json: unknown key\(s\) \['n_exampels'\]"):

@@ -109,7 +109,7 @@ def test_every_report_writes_the_same_comparison_the_same_way(tmp_path):
     table_md = to_markdown(full.drop(columns=["_record"]))
     block = table_md.split("## t · m: comparisons")[1]
     row = next(line for line in block.splitlines() if line.startswith("| cofitune"))
-    assert row.split(" | ")[5] == same  # Spec vs full_sft (after Method and the four measures vs original)
+    assert row.split(" | ")[6] == same  # Spec vs full_sft (after Method and the five measures vs original)
     assert "| +32.00 [+32.00, +32.00] better |" in row  # Spec vs original: a positive bound has its sign
     board = board_markdown(build_leaderboard(full))
     row = next(line for line in board.splitlines() if line.startswith("| ") and "cofitune/v" in line)

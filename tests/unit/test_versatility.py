@@ -147,7 +147,7 @@ def test_punkt_training_text_size():
 def test_yaml_has_no_absolute_paths():
     for yaml_path in sorted(V.TASKS_DIR.glob("cofitune_*.yaml")):
         text = yaml_path.read_text(encoding="utf-8")
-        assert "/work/" not in text and V.REPO_ROOT_PLACEHOLDER in text, yaml_path.name
+        assert "/work/" not in text and (V.REPO_ROOT_PLACEHOLDER in text or "\ninclude: " in text), yaml_path.name
 
 
 def test_a_suite_is_one_file(tmp_path):
@@ -309,47 +309,73 @@ def test_chat_template_option_runs(tiny_model, tokenizer, nltk_dir):
 
 
 MC = [t for names in SUITES.values() for t in names if t != "ifeval"]
+SUITES_ALL = sorted(V.known_tasks())
 
 
 @pytest.mark.parametrize("name", MC)
-def test_continuous_scores_per_item(result, name):
+def test_the_margin_is_positive_exactly_when_lm_eval_says_the_item_is_right(result, name):
+    """VersM's per-item quantity: the gold choice's margin over the best distractor, on the headline's scale. Its
+    sign is the item's correctness on every item (no item of these ties), recomputed here from the stored
+    per-choice loglikelihoods."""
     task = result["tasks"][name]
-    assert len(task["p_gold"]) == len(task["ll_gold"]) == task["n"]
-    assert all(0.0 < p <= 1.0 for p in task["p_gold"])
-    assert all(ll < 0.0 for ll in task["ll_gold"])
-    assert task["p_gold_score"] == pytest.approx(100 * sum(task["p_gold"]) / task["n"])
+    assert len(task["margin"]) == len(task["ll_choices"]) == len(task["choice_chars"]) == len(task["gold"]) == task["n"]
+    assert [m > 0 for m in task["margin"]] == [x == 1.0 for x in task["items"]]
+    for margin, lls, chars, item in zip(task["margin"], task["ll_choices"], task["choice_chars"], task["items"]):
+        z = [ll / c for ll, c in zip(lls, chars)] if task["metric"] == "acc_norm" else lls
+        gold = max(range(len(z)), key=lambda k: z[k]) if item == 1.0 else None
+        if gold is not None:
+            assert margin == pytest.approx(z[gold] - max(v for k, v in enumerate(z) if k != gold))
+    assert task["margin_unit"] == ("nats/char" if task["metric"] == "acc_norm" else "nats")
 
 
-def test_two_choice_p_gold_agrees_with_lm_eval_accuracy_on_every_item(result):
-    # PIQA has two choices: lm-eval's acc_norm says the gold choice won exactly when p_gold >= 1/2
-    task = result["tasks"]["piqa"]
-    assert [p >= 0.5 for p in task["p_gold"]] == [x == 1.0 for x in task["items"]]
+def test_every_suite_declares_its_chance_level(result):
+    for name in SUITES_ALL:
+        cfg = V.load_task_config(name)
+        assert 0 <= V.suite_chance(cfg) <= 100, name
+    assert result["tasks"]["piqa"]["chance"] == 50.0 and result["tasks"]["mmlu"]["chance"] == 25.0
+    assert result["tasks"]["ifeval"]["chance"] == 0.0
+    with pytest.raises(ValueError, match="cofitune_x: metadata.chance is missing"):
+        V.suite_chance({"task": "cofitune_x", "metadata": {}})
+    assert V.suite_chance({"task": "arc_easy", "metadata": {}}) is None  # a stock task: unknown, said so
+
+
+def test_a_generation_suite_reports_the_share_its_budget_cut(result):
+    task = result["tasks"]["ifeval"]
+    assert len(task["cut"]) == task["n"] and task["max_gen_toks"] == 16
+    assert task["cut_share"] == pytest.approx(sum(task["cut"]) / task["n"])
+
+
+def test_instruction_level_items_are_instructions_clustered_by_prompt():
+    samples = [{"doc_id": 0, "inst_level_strict_acc": [True, False]}, {"doc_id": 1, "inst_level_strict_acc": [True]},
+               {"doc_id": 2, "inst_level_strict_acc": [False, False, True]}]
+    items, clusters = V.item_scores(samples, "inst_level_strict_acc")
+    assert items == [1.0, 0.0, 1.0, 0.0, 0.0, 1.0] and clusters == [0, 0, 1, 2, 2, 2]
+    assert V.item_scores([{"doc_id": 0, "acc": 1.0}, {"doc_id": 1, "acc": 0.0}], "acc") == ([1.0, 0.0], None)
 
 
 def test_continuous_vers_leaves_out_aspects_without_multiple_choice(result):
     from cofitune.stats import measures
 
     mc_aspects = [[t for t in names if t != "ifeval"] for names in SUITES.values()]
-    expected = [sum(result["tasks"][t]["p_gold_score"] for t in ts) / len(ts) for ts in mc_aspects if ts]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    expected = [mean([mean(result["tasks"][t]["margin"]) for t in ts]) for ts in mc_aspects if ts]
     row = {"metrics": {"spec_items": [0.0], "suites": result["tasks"], "aspects_tasks": SUITES}}
-    assert measures.value(row, "VersP") == pytest.approx(sum(expected) / len(expected))
-    assert "p_gold" not in result["tasks"]["ifeval"]
+    assert measures.value(row, "VersM") == pytest.approx(mean(expected))
+    assert "margin" not in result["tasks"]["ifeval"]
     only_ifeval = {"metrics": {**row["metrics"], "aspects_tasks": {"instruction": ["ifeval"]}}}
-    assert measures.value(only_ifeval, "VersP") is None
+    assert measures.value(only_ifeval, "VersM") is None
 
 
 def test_choice_scores_refuse_a_disagreement_with_lm_eval():
     sample = {"doc_id": 7, "target": 1, "arguments": [("q", " yes"), ("q", " no")],
               "filtered_resps": [(-1.0, False), (-2.0, False)]}
     out = V.choice_scores([sample], "acc", " ", [0.0], "t")  # choice 0 wins; gold is 1: acc 0 agrees
-    assert out["p_gold"] == pytest.approx([math.exp(-2) / (math.exp(-1) + math.exp(-2))])
-    assert out["ll_gold"] == [-2.0]
+    assert out["margin"] == [-1.0] and out["ll_choices"] == [[-1.0, -2.0]] and out["choice_chars"] == [[3, 2]]
     with pytest.raises(RuntimeError, match="t doc 7: the choice scores disagree"):
         V.choice_scores([sample], "acc", " ", [1.0], "t")
     # acc_norm divides by the choice length without the delimiter: -1/3 vs -2/2 -> choice 0 still wins
     norm = V.choice_scores([sample], "acc_norm", " ", [0.0], "t")
-    z = [-1.0 / 3, -2.0 / 2]
-    assert norm["p_gold"] == pytest.approx([math.exp(z[1]) / (math.exp(z[0]) + math.exp(z[1]))])
+    assert norm["margin"] == pytest.approx([-2.0 / 2 - (-1.0 / 3)]) and norm["margin_unit"] == "nats/char"
 
 
 def test_head_sliced_loglikelihoods_equal_hflm(tiny_model, tokenizer):

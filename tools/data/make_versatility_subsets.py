@@ -18,7 +18,7 @@ one subset never changes another):
 * MMLU (test, 57 subjects): each subject's items are shuffled, then items are taken
   round-robin over subjects (alphabetical order) until 200 items. The output keeps that
   round-robin order, so the first N items (``limit=N``) cover N different subjects.
-* ARC-Easy (dev, 570), HellaSwag (validation, 10,042), PIQA (validation, 1,838),
+* ARC-Easy (dev, 570), ARC-Challenge (dev, 299), HellaSwag (validation, 10,042), PIQA (validation, 1,838),
   IFEval (541 prompts): ``rng.sample(range(n), k)``; output in sampled (random) order,
   so the first N items are themselves a uniform random sample.
 """
@@ -94,9 +94,9 @@ def make_mmlu(src: Path) -> list[dict]:
     return out
 
 
-def make_arc_easy(src: Path) -> list[dict]:
-    """Seeded random sample of ARC-Easy dev; choices as texts, answer as an index."""
-    rows = _read_jsonl(src / "arc" / "ARC-Easy-Dev.jsonl")
+def _make_arc(src: Path, file: str) -> list[dict]:
+    """Seeded random sample of one ARC dev split; choices as texts, answer as an index."""
+    rows = _read_jsonl(src / "arc" / file)
     rng = random.Random(SEED)
     out = []
     for i in rng.sample(range(len(rows)), N_ARC):
@@ -111,6 +111,14 @@ def make_arc_easy(src: Path) -> list[dict]:
             }
         )
     return out
+
+
+def make_arc_easy(src: Path) -> list[dict]:
+    return _make_arc(src, "ARC-Easy-Dev.jsonl")
+
+
+def make_arc_challenge(src: Path) -> list[dict]:
+    return _make_arc(src, "ARC-Challenge-Dev.jsonl")
 
 
 def make_hellaswag(src: Path) -> list[dict]:
@@ -203,6 +211,14 @@ SOURCES_ROWS = {
         "`random.Random(1234).sample(range(570), 200)`",
         "`id`, `question`, `choices` (3-5 str), `answer` (index of `answerKey`)",
     ),
+    "arc_challenge.jsonl": (
+        "raybears/cot-transparency",
+        "f6874394ba80a439237e4d7581dddc30d40c1830",
+        "`data/arc_challenge/ARC-Challenge-Dev.jsonl` (299 items)",
+        "repo `LICENSE` = MIT (Miles Turpin); upstream ARC (AI2) is CC BY-SA 4.0",
+        "`random.Random(1234).sample(range(299), 200)`",
+        "`id`, `question`, `choices` (3-5 str), `answer` (index of `answerKey`)",
+    ),
     "hellaswag.jsonl": (
         "klosax/hellaswag_text_data",
         "1105d370f8340eac3c63a91fd1fa58e8999f9505",
@@ -275,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     builders = {
         "mmlu.jsonl": make_mmlu,
         "arc_easy.jsonl": make_arc_easy,
+        "arc_challenge.jsonl": make_arc_challenge,
         "hellaswag.jsonl": make_hellaswag,
         "piqa.jsonl": make_piqa,
         "ifeval.jsonl": make_ifeval,

@@ -4,6 +4,7 @@ selected document (every document when none is selected); questions without a re
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,4 +35,6 @@ def convert(record: dict, path: Path, where, instruction: str) -> dict:
     context = "\n".join(p for p in paragraphs if p)
     return {"id": str(record.get("question_id", f"{path.name}:{where}")), "instruction": instruction,
             "input": f"文档：{context}\n问题：{record['question'].strip()}", "output": answers[0].strip(),
-            "references": [a.strip() for a in answers]}
+            "references": [a.strip() for a in answers],
+            # questions drawn on one document are not independent: the bootstrap resamples documents
+            "cluster": hashlib.sha1(str(chosen[0].get("title", context)).encode("utf-8")).hexdigest()[:12]}

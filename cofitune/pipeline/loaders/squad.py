@@ -1,8 +1,10 @@
 """SQuAD v1.1 JSONL ``{context, question, answers}``: the first answer is the training target, all are
-references."""
+references. Questions on one passage share its ``cluster`` (a digest of the passage): their scores are not
+independent, so the bootstrap resamples passages."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from cofitune.pipeline.records import non_empty_strings
@@ -18,4 +20,5 @@ def convert(record: dict, path: Path, where, instruction: str) -> dict:
         "input": f"Context: {record['context']}\nQuestion: {record['question']}",
         "output": answers[0],
         "references": answers,
+        "cluster": hashlib.sha1(record["context"].encode("utf-8")).hexdigest()[:12],
     }

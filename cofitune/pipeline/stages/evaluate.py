@@ -31,6 +31,36 @@ def _drift_summary(values: list[float], probe: dict, seed: int, n_boot: int) -> 
             "unit": "nats/token, KL(p_original || p_run) on the original's greedy continuations"}
 
 
+class _Drifts:
+    """The drift probes of one evaluation (name -> probe file): the original's distributions are taken on the base
+    weights before a checkpoint is merged in memory (so no second model is loaded), then each row is scored."""
+
+    def __init__(self, probes: dict[str, str | Path | None], batch_size: int | None):
+        self.probes = {name: read_json(path) for name, path in probes.items() if path}
+        self.batch_size = batch_size
+        self.reference: dict[str, list] = {}
+
+    def take_reference(self, model, pad: int) -> None:
+        from cofitune.pipeline.drift import reference_logprobs
+
+        self.reference = {name: reference_logprobs(model, probe["items"], pad_id=pad, batch_size=self.batch_size)
+                          for name, probe in self.probes.items()}
+
+    def measure(self, model, pad: int, seed: int, n_boot: int) -> dict[str, dict]:
+        """Per probe, the row's drift summary; a row without a reference pass is the original: 0 by definition."""
+        from cofitune.pipeline.drift import drift_kl
+
+        out = {}
+        for name, probe in self.probes.items():
+            reference = self.reference.pop(name, None)
+            values = ([0.0] * len(probe["items"]) if reference is None else
+                      drift_kl(reference, model, probe["items"], pad_id=pad, batch_size=self.batch_size))
+            out[name] = _drift_summary(values, probe, seed, n_boot)
+            log.info("%s = %.5f nats/token (95%% CI %.5f-%.5f) on %d prompts", name, out[name]["mean"],
+                     *out[name]["ci95"], out[name]["n"])
+        return out
+
+
 def _spec_and_vers(model, tok, cfg: dict, test, nltk_dir, scorer) -> tuple[dict, dict]:
     """Speciality (generation through HF, or vLLM where the config says so) and versatility (lm-eval) of the
     model as it is in memory."""
@@ -67,8 +97,8 @@ def _spec_and_vers(model, tok, cfg: dict, test, nltk_dir, scorer) -> tuple[dict,
     return spec, vers
 
 
-def _metrics(cfg: dict, spec: dict, vers: dict, nll: list[float], drift: dict | None, *, checkpoint, n_params: int,
-             model_meta, data_meta, probe, wall_s: float) -> dict:
+def _metrics(cfg: dict, spec: dict, vers: dict, nll: list[float], drifts: dict, *, checkpoint, n_params: int,
+             model_meta, data_meta, probe, task_probe, wall_s: float) -> dict:
     """The ``metrics.json`` of one row: its run (from its config), every score with its items, and the
     provenance (``meta``: timings, versions, checkpoint, model and data records)."""
     from cofitune.pipeline.provenance import collect
@@ -81,9 +111,13 @@ def _metrics(cfg: dict, spec: dict, vers: dict, nll: list[float], drift: dict | 
             "spec": spec["score"], "spec_metric": spec["metric"], "spec_ci95": spec["ci95"],
             "spec_all": spec["metrics"], "spec_n": spec["n"],
             "spec_items": [it[spec["metric"]] for it in spec["items"]],
+            # items that share a passage (SQuAD) or a document (DuReader): the bootstrap resamples them together
+            **({"spec_clusters": spec["clusters"]} if spec.get("clusters") else {}),
+            "format": cfg.get("format"),
             "spec_nll": sum(nll) / len(nll), "spec_nll_items": nll,
             "vers": vers["vers"], "aspects": vers["aspects"], "aspects_tasks": vers_cfg["suites"],
-            "drift": drift,
+            "drift": drifts.get("drift"),
+            "task_drift": drifts.get("task_drift"),
             # timings are not results: they go to meta, so metrics are reproducible bit for bit
             "suites": {k: {kk: vv for kk, vv in v.items() if kk != "seconds"} for k, v in vers["tasks"].items()},
             "trainable_fraction": (train_info["n_trainable"] / n_params) if train_info else 0.0,
@@ -97,6 +131,7 @@ def _metrics(cfg: dict, spec: dict, vers: dict, nll: list[float], drift: dict | 
             data=read_json(data_meta) if data_meta else None,
             lm_eval={k: vers[k] for k in vers if k not in ("tasks", "aspects", "vers")},
             probe_sha256=sha256_file(probe) if probe else None,
+            task_probe_sha256=sha256_file(task_probe) if task_probe else None,
             suite_seconds={k: v["seconds"] for k, v in vers["tasks"].items()},
         ),
     }
@@ -104,15 +139,12 @@ def _metrics(cfg: dict, spec: dict, vers: dict, nll: list[float], drift: dict | 
 
 def run(run_config: str | Path, model_dir: str | Path, checkpoint: str | Path | None, test: str | Path,
         out: str | Path, predictions: str | Path, nltk_dir: str | Path, *, model_meta: str | Path | None = None,
-        data_meta: str | Path | None = None, probe: str | Path | None = None) -> dict:
-    """Load the model once, score speciality, versatility and (with ``probe``) drift, write ``metrics.json``.
-
-    Drift needs the original's distributions: they are computed on the base weights before the checkpoint is
-    merged in memory, so no second model is loaded.
-    """
+        data_meta: str | Path | None = None, probe: str | Path | None = None,
+        task_probe: str | Path | None = None) -> dict:
+    """Load the model once, score speciality, versatility and (with ``probe`` / ``task_probe``) drift from the
+    original on the general probe and on the task's own prompts, write ``metrics.json``."""
     from cofitune.core.distributed import device
     from cofitune.pipeline.data import read_examples
-    from cofitune.pipeline.drift import drift_kl, reference_logprobs
     from cofitune.pipeline.evaluate import answer_nll, write_predictions
     from cofitune.pipeline.model import load_base, merge_trainable
     from evaluators.speciality import get_scorer
@@ -123,33 +155,28 @@ def run(run_config: str | Path, model_dir: str | Path, checkpoint: str | Path | 
     if drift_cfg["enabled"] != (probe is not None):
         raise ValueError(f"{run_config}: drift.enabled is {drift_cfg['enabled']} but --probe was "
                          f"{'given' if probe else 'not given'}")
+    wants_task = bool(drift_cfg["enabled"] and drift_cfg.get("task_prompts"))
+    if wants_task != (task_probe is not None):
+        raise ValueError(f"{run_config}: drift.task_prompts is {drift_cfg.get('task_prompts')} (drift.enabled "
+                         f"{drift_cfg['enabled']}) but --task-probe was {'given' if task_probe else 'not given'}")
     scorer = get_scorer(spec_cfg["evaluator"])
     model, tok = load_base(model_dir)
     model.to(device()).eval()
-    probe_data = read_json(probe) if probe else None
+    drifts = _Drifts({"drift": probe, "task_drift": task_probe}, drift_cfg.get("batch_size"))  # None: no probe
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    # a row without a checkpoint is the original itself: its drift is 0 by definition, no second pass
-    reference = (reference_logprobs(model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"])
-                 if probe_data and checkpoint is not None else None)
-    if checkpoint is not None:
+    if checkpoint is not None:  # the original itself has no second pass: its drift is 0
+        drifts.take_reference(model, pad)
         merge_trainable(model, checkpoint)
     spec, vers = _spec_and_vers(model, tok, cfg, test, nltk_dir, scorer)
     log.info("speciality %s = %.2f (95%% CI %.2f-%.2f)", spec["metric"], spec["score"], *spec["ci95"])
     nll = answer_nll(model, tok, read_examples(test), template=cfg["template"], batch_size=spec_cfg["batch_size"])
     log.info("answer NLL = %.4f nats/token", sum(nll) / len(nll))
     log.info("versatility = %.2f %s", vers["vers"], vers["aspects"])
-    drift = None
-    if probe_data:
-        values = ([0.0] * len(probe_data["items"]) if reference is None else
-                  drift_kl(reference, model, probe_data["items"], pad_id=pad, batch_size=drift_cfg["batch_size"]))
-        del reference
-        drift = _drift_summary(values, probe_data, cfg["seed"], spec_cfg["n_bootstrap"])
-        log.info("drift = %.5f nats/token (95%% CI %.5f-%.5f) on %d probe prompts", drift["mean"], *drift["ci95"],
-                 drift["n"])
-    metrics = _metrics(cfg, spec, vers, nll, drift, checkpoint=checkpoint,
+    measured = drifts.measure(model, pad, cfg["seed"], spec_cfg["n_bootstrap"])
+    metrics = _metrics(cfg, spec, vers, nll, measured, checkpoint=checkpoint,
                        n_params=sum(p.numel() for p in model.parameters()), model_meta=model_meta,
-                       data_meta=data_meta, probe=probe, wall_s=time.perf_counter() - t0)
-    metrics["metrics"]["vers_p"] = measures.value(metrics, "VersP")
+                       data_meta=data_meta, probe=probe, task_probe=task_probe, wall_s=time.perf_counter() - t0)
+    metrics["metrics"]["vers_m"] = measures.value(metrics, "VersM")
     write_predictions(predictions, spec["items"])
     write_metrics(out, metrics)
     return metrics
