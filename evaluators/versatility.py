@@ -439,6 +439,18 @@ def choice_scores(samples: list[dict], metric: str, delimiter: str, items: list[
             "ll_choices": lls_all, "choice_chars": chars_all, "gold": golds}
 
 
+def uses_ifeval_scorer(short_name: str, tasks_dir: Path = TASKS_DIR) -> bool:
+    """Whether a suite is scored by lm-eval's IFEval code (its ``process_results``, through its own YAML or one it
+    includes), which needs the locally trained Punkt model before its YAML is loaded (importing the scorer makes
+    NLTK look for it). Read without resolving ``!function`` tags, so nothing is imported."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    if stock_task(short_name):
+        return stock_task(short_name)[0].startswith("ifeval")
+    cfg = load_yaml(tasks_dir / f"{TASK_PREFIX}{resolve_task_name(short_name, tasks_dir)}.yaml", resolve_func=False)
+    return "lm_eval.tasks.ifeval" in str(cfg.get("process_results", ""))
+
+
 def _limits(limit: int | Mapping[str, int] | None, tasks: list[str]) -> dict[str, int | None]:
     """Per-task item caps from an int (all tasks), a mapping (named tasks) or None."""
     caps = dict(limit) if isinstance(limit, Mapping) else {t: limit for t in tasks}
@@ -492,7 +504,8 @@ def evaluate_versatility(model: Any, tokenizer: Any, suites: dict[str, list[str]
     tasks = list(dict.fromkeys(t for names in suites_short.values() for t in names))
     limits = _limits(limit, tasks)
 
-    if "ifeval" in tasks:
+    punkt = any(uses_ifeval_scorer(t) for t in tasks)
+    if punkt:
         ensure_punkt(nltk_dir)
         import_ifeval_scorer()
 
@@ -511,4 +524,4 @@ def evaluate_versatility(model: Any, tokenizer: Any, suites: dict[str, list[str]
             "headline_metrics": {t: r["metric"] for t, r in task_results.items()}, "limit": limit,
             "max_gen_toks": max_gen_toks, "apply_chat_template": apply_chat_template,
             "generation_backend": "hf" if generation_lm is None else type(generation_lm).__name__,
-            "lm_eval_version": lm_eval.__version__, "nltk_punkt": PUNKT_PROVENANCE if "ifeval" in tasks else None}
+            "lm_eval_version": lm_eval.__version__, "nltk_punkt": PUNKT_PROVENANCE if punkt else None}

@@ -13,7 +13,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from cofitune.core.scoring import continuation_logits
 from cofitune.core.prompt import build_prompt
-from cofitune.stats import bootstrap_ci
+from cofitune.stats import compare
 
 
 class RowRepetitionPenalty(LogitsProcessor):
@@ -81,14 +81,16 @@ def evaluate_speciality(model, tok, examples: list[dict], scorer, *, template: s
         pred = scorer.extract(text)
         items.append({"id": ex.get("id"), "prediction": pred, "raw": text,
                       **scorer.score(pred, ex.get("references") or [ex["output"]])})
+    clusters = [ex.get("cluster") for ex in examples]
+    clusters = clusters if all(c is not None for c in clusters) else None
     metrics = {}
     for key in scorer.HIGHER_IS_BETTER:
         values = [it[key] for it in items]
-        lo, hi = bootstrap_ci(values, n_boot=n_bootstrap, seed=seed)
-        metrics[key] = {"mean": sum(values) / len(values), "ci95": [lo, hi]}
-    clusters = [ex.get("cluster") for ex in examples]
-    return {"score": metrics[scorer.PRIMARY]["mean"], "metric": scorer.PRIMARY,
-            "clusters": clusters if all(c is not None for c in clusters) else None,
+        # items that share a passage are resampled together, as every comparison of the table resamples them
+        c = compare({"x": values}, None, lambda d: float(d["x"].mean()), n_boot=n_bootstrap, seed=seed,
+                    clusters=None if clusters is None else {"x": clusters})
+        metrics[key] = {"mean": sum(values) / len(values), "ci95": [c.lo, c.hi]}
+    return {"score": metrics[scorer.PRIMARY]["mean"], "metric": scorer.PRIMARY, "clusters": clusters,
             "ci95": metrics[scorer.PRIMARY]["ci95"], "metrics": metrics, "n": len(items),
             "generation": {"wall_s": wall, "new_tokens": n_new, "tokens_per_s": n_new / wall,
                            "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,

@@ -91,3 +91,32 @@ def test_long_prompts_keep_their_last_tokens(word_tokenizer):
                                        max_prompt_tokens=5, batch_size=2, progress=False)
     assert items[0]["prompt_ids"] == word_tokenizer(long, add_special_tokens=False)["input_ids"][-5:]
     assert items[1]["prompt_ids"] == word_tokenizer("the red", add_special_tokens=False)["input_ids"]
+
+
+def test_the_task_probe_takes_the_tasks_first_training_prompts_whole(word_tokenizer, tmp_path, monkeypatch, caplog):
+    """TaskDrift's probe: the first n training prompts in the row's format, never truncated (the task's context is
+    what it is about), with the original's greedy continuations; a smaller split gives all of its prompts, said."""
+    import json
+    import logging
+
+    from cofitune.core.prompt import build_prompt
+    from cofitune.pipeline.io import read_json
+    from cofitune.pipeline.stage_configs import TaskProbeStage
+    from cofitune.pipeline.stages import probe as probe_stage
+
+    model = tiny_llama(vocab=len(word_tokenizer)).eval()
+    monkeypatch.setattr("cofitune.pipeline.model.load_base", lambda *a, **k: (model, word_tokenizer))
+    examples = [{**e, "id": f"ex{i}"} for i, e in enumerate(make_examples(5, seed=3))]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(e) + "\n" for e in examples))
+    cfg = TaskProbeStage(n_prompts=3, max_new_tokens=4, batch_size=2, template="alpaca")
+    probe_stage.run_task(cfg, tmp_path, train, tmp_path / "probe.json")
+    items = read_json(tmp_path / "probe.json")["items"]
+    assert [it["id"] for it in items] == [e["id"] for e in examples[:3]] and "example" not in items[0]
+    for it, ex in zip(items, examples):
+        whole = word_tokenizer(build_prompt(ex, "alpaca"), add_special_tokens=False)["input_ids"]
+        assert it["prompt_ids"] == whole and 1 <= len(it["continuation_ids"]) <= 4
+    with caplog.at_level(logging.WARNING):
+        probe_stage.run_task(TaskProbeStage(n_prompts=9, max_new_tokens=2, batch_size=2), tmp_path, train,
+                             tmp_path / "all.json")
+    assert len(read_json(tmp_path / "all.json")["items"]) == 5 and "takes them all" in caplog.text

@@ -104,3 +104,26 @@ def test_the_flat_p_gold_disagrees_with_accuracy_on_the_committed_leaderboard():
     disagreements = [(row, a["suite"]) for row in ("dft/token", "full_sft/lr-tenth")
                      for a in measures.sign_agreement(_committed(row), original, "p_gold") if not a["agrees"]]
     assert ("dft/token", "hellaswag") in disagreements and ("full_sft/lr-tenth", "mmlu") in disagreements
+
+
+def test_the_table_resamples_the_passages_the_speciality_items_share(tmp_path):
+    """SQuAD questions on one passage move together: with the loader's cluster keys recorded, the paired CI of
+    Spec resamples passages and is wider than the item CI of the same numbers."""
+    rng = np.random.default_rng(5)
+    passage = np.repeat(rng.normal(0, 10, size=8), 5)  # 8 passages x 5 questions: a shared effect per passage
+    base = rng.uniform(20, 60, size=40)
+    widths = {}
+    for clustered in (False, True):
+        paths, folder = [], tmp_path / str(clustered)
+        folder.mkdir()
+        for method, shift in (("original", 0.0), ("full_sft", 1.0)):
+            path = _metrics(folder, method, ORIG)
+            m = json.loads(path.read_text())
+            m["metrics"]["spec_items"] = (base + shift * (5 + passage)).tolist()
+            if clustered:
+                m["metrics"]["spec_clusters"] = [f"p{i // 5}" for i in range(40)]
+            path.write_text(json.dumps(m))
+            paths.append(path)
+        df = build_table(paths).set_index("method")
+        widths[clustered] = df.at["full_sft", "dSpec_vs_original_hi"] - df.at["full_sft", "dSpec_vs_original_lo"]
+    assert widths[True] > 1.5 * widths[False]

@@ -395,3 +395,11 @@ def test_head_sliced_loglikelihoods_equal_hflm(tiny_model, tokenizer):
     assert [g for _, g in sliced] == [g for _, g in reference]
     assert [ll for ll, _ in sliced] == pytest.approx([ll for ll, _ in reference], abs=1e-4)
     assert len({ll for ll, _ in sliced}) == len(requests)  # shared one-token forwards still score each token
+
+
+def test_every_suite_scored_by_ifeval_gets_the_local_punkt_model():
+    """The scorer is found through the YAML (an `include:` too), not by the suite's name: `ifeval_inst`, which
+    includes `ifeval`, once ran without Punkt and failed looking for NLTK's download."""
+    assert V.uses_ifeval_scorer("ifeval") and V.uses_ifeval_scorer("ifeval_inst")
+    assert not any(V.uses_ifeval_scorer(t) for t in ("mmlu", "mmlu_cloze", "arc_challenge", "ceval_full"))
+    assert V.uses_ifeval_scorer("lm_eval:ifeval@prompt_level_strict_acc")
