@@ -62,6 +62,8 @@ def _row(group: list[tuple[Path, dict]], uni: dict | None) -> dict:
     record = measures_record(runs)
     for suite in mets[0]["suites"]:
         row[suite] = float(np.mean([m["suites"][suite]["score"] for m in mets]))
+        if all("cut_share" in m["suites"][suite] for m in mets):  # a generation suite: answers its budget cut
+            row[f"cut_share:{suite}"] = float(np.mean([m["suites"][suite]["cut_share"] for m in mets]))
     for aspect in mets[0]["aspects"]:
         row[f"aspect:{aspect}"] = float(np.mean([m["aspects"][aspect] for m in mets]))
     row["Vers"], row["Vers_std"] = float(np.mean(vers)), _std(vers)

@@ -8,7 +8,8 @@
   gained against each reference, with McNemar's exact test (:func:`cofitune.stats.measures.flips`).
 
 Columns (every row of a (task, model) block): ``chance:<suite>``; ``over_chance:<suite>`` with ``_lo``, ``_hi``,
-``_verdict``; ``lost:<suite>_vs_<reference>``, ``gained:...`` and ``mcnemar_p:...``.
+``_verdict``; ``lost:<suite>_vs_<reference>``, ``gained:...`` and ``mcnemar_p:...``; ``cut_share:<suite>`` (a
+generation suite's answers cut by its budget, written by the table's rows).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def signal_blocks(df: pd.DataFrame, reference: str = "original") -> list[tuple[s
         suites = [c.split(":", 1)[1] for c in block.columns if c.startswith("chance:")]
         original = block[block.method == "original"]
         rows = [r for _, r in block.iterrows() if r.method != reference]
-        header = ["Suite", "Chance", "Original", "Original − chance [95% CI]", "Signal",
+        header = ["Suite", "Chance", "Original", "Original − chance [95% CI]", "Signal", "Cut by the budget",
                   *[f"{r.method}/{r.variant} flips vs {reference}" for r in rows]]
         flagged = set(at_chance(block))
         lines = []
@@ -120,8 +121,10 @@ def signal_blocks(df: pd.DataFrame, reference: str = "original") -> list[tuple[s
                 o[f"over_chance:{suite}"]) else (f"{o[f'over_chance:{suite}']:+.1f} [{o[f'over_chance:{suite}_lo']:+.1f}, "
                                                  f"{o[f'over_chance:{suite}_hi']:+.1f}]")
             signal = "–" if o is None or margin == "–" else (AT_CHANCE.upper() if suite in flagged else "above chance")
+            cut = None if o is None else o.get(f"cut_share:{suite}")
             lines.append([suite, "–" if math.isnan(chance) else f"{chance:g}",
                           "–" if o is None else f"{o[suite]:.1f}", margin, signal,
+                          "–" if cut is None or (isinstance(cut, float) and math.isnan(cut)) else f"{100 * cut:.0f}%",
                           *[flips_text(r, suite, reference) for r in rows]])
         out.append((f"{task} · {model}: signal (chance, flips)", header, lines))
     return out
@@ -129,5 +132,7 @@ def signal_blocks(df: pd.DataFrame, reference: str = "original") -> list[tuple[s
 
 SIGNAL_NOTE = ("Each suite's chance level (a uniform guess's score, declared in its YAML) and the original's margin "
                "over it with its bootstrap 95% CI: a suite the original is not decidedly above is flagged AT CHANCE, "
-               "and its aspect carries no signal from it. Flips: items lost (right in the reference, wrong in the row) "
-               "and gained, with McNemar's exact two-sided p; a row of several seeds counts an item by its majority.")
+               "and its aspect carries no signal from it. A generation suite also shows the share of the original's "
+               "answers its budget cut (an answer cut short can miss an instruction it was about to follow). Flips: "
+               "items lost (right in the reference, wrong in the row) and gained, with McNemar's exact two-sided p; a "
+               "row of several seeds counts an item by its majority.")

@@ -70,7 +70,7 @@ def test_a_suite_at_chance_is_flagged_in_the_table_and_the_report(tmp_path):
     assert df.at["original", "over_chance:piqa_verdict"] == "better"
     assert df.at["original", "at_chance:knowledge"] == "mmlu" and df.at["original", "at_chance:reasoning"] == ""
     md = to_markdown(full_table.drop(columns=["_record"]))
-    assert "knowledge (at chance: mmlu)" in md and "| mmlu | 25 | 25.0 | +0.0 [" in md and "AT CHANCE" in md
+    assert "knowledge (at chance: mmlu)" in md and "| mmlu | 25 | 25.0 | +0.0 [" in md and "AT CHANCE | – |" in md
     assert "| piqa | 50 | 90.0 | +40.0 [" in md and "above chance" in md
     assert "knowledge (at chance: mmlu)" in to_html(full_table.drop(columns=["_record"]))
 
