@@ -168,6 +168,7 @@ def load_task_config(
     if cfg.get("task") != task:
         raise ValueError(f"{yaml_path} defines task {cfg.get('task')!r}, expected {task!r}")
     headline_metric(cfg, yaml_path)
+    suite_chance(cfg)  # a suite without its chance level is refused before any item runs
     if "dataset_kwargs" in cfg:
         cfg["dataset_kwargs"] = _substitute_repo_root(cfg["dataset_kwargs"], Path(repo_root).resolve())
     for path in _data_files(cfg):
@@ -437,6 +438,26 @@ def choice_scores(samples: list[dict], metric: str, delimiter: str, items: list[
         golds.append(gold)
     return {"margin": margins, "margin_unit": "nats/char" if metric == "acc_norm" else "nats",
             "ll_choices": lls_all, "choice_chars": chars_all, "gold": golds}
+
+
+def check_suite(short_name: str, tasks_dir: Path = TASKS_DIR) -> None:
+    """A suite's YAML declares its headline metric and its chance level, read without importing anything (the
+    config check runs this at DAG parse, so a suite that lacks them is refused before any job runs).
+
+    Raises:
+        ValueError: naming the YAML and the missing or wrong key.
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    if stock_task(short_name):
+        return
+    path = tasks_dir / f"{TASK_PREFIX}{resolve_task_name(short_name, tasks_dir)}.yaml"
+    cfg = load_yaml(path, resolve_func=False)
+    headline_metric(cfg, path)
+    try:
+        suite_chance(cfg)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
 
 
 def uses_ifeval_scorer(short_name: str, tasks_dir: Path = TASKS_DIR) -> bool:

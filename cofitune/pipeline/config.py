@@ -22,7 +22,7 @@ from cofitune.pipeline.io import sha256_text, write_json
 from cofitune.pipeline.runs import configured_runs, plugin_paths, run_entry, run_sources
 from cofitune.pipeline.sheets import read_sheet
 from cofitune.pipeline.task_sheet import config_tasks, task_size
-from evaluators.versatility import resolve_task_name
+from evaluators.versatility import check_suite, resolve_task_name
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,9 @@ def _suite_names(config: dict, root: str | Path) -> set[str]:
     for aspect, suites in config["evaluation"]["versatility"]["suites"].items():
         for name in suites:
             try:
-                names.add(resolve_task_name(name, Path(root) / "evaluators" / "tasks"))
+                short = resolve_task_name(name, Path(root) / "evaluators" / "tasks")
+                check_suite(short, Path(root) / "evaluators" / "tasks")
+                names.add(short)
             except ValueError as err:
                 raise ValueError(f"config key evaluation.versatility.suites.{aspect}: {err}") from err
     return names

@@ -41,6 +41,7 @@ metric_list:
     higher_is_better: true
 metadata:
   headline_metric: acc
+  chance: 50  # one of 2 capitals
   version: 1.0
 '''
 

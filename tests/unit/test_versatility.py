@@ -403,3 +403,12 @@ def test_every_suite_scored_by_ifeval_gets_the_local_punkt_model():
     assert V.uses_ifeval_scorer("ifeval") and V.uses_ifeval_scorer("ifeval_inst")
     assert not any(V.uses_ifeval_scorer(t) for t in ("mmlu", "mmlu_cloze", "arc_challenge", "ceval_full"))
     assert V.uses_ifeval_scorer("lm_eval:ifeval@prompt_level_strict_acc")
+
+
+def test_a_suite_without_its_chance_level_is_refused_before_any_job_runs(tmp_path):
+    for name in V.known_tasks():
+        V.check_suite(name)  # every shipped suite declares both
+    text = (V.TASKS_DIR / "cofitune_piqa.yaml").read_text()
+    (tmp_path / "cofitune_piqa.yaml").write_text(text.replace("  chance: 50", "  # no chance level"))
+    with pytest.raises(ValueError, match=r"cofitune_piqa.yaml: cofitune_piqa: metadata.chance is missing"):
+        V.check_suite("piqa", tmp_path)
